@@ -1,0 +1,39 @@
+//! Domain types and spatial logic of orchardmap.
+//!
+//! This crate does no I/O: no files, no network, no database. It defines what a
+//! [`Tree`], an [`Orchard`] and a [`Survey`] are, how a record is validated
+//! ([`Tree::validate`] returns *every* problem, each naming the field and value),
+//! the printable tag [`TreeCode`], the distance model ([`distance_m`]) and the
+//! in-memory R-tree [`TreeIndex`].
+//!
+//! ```
+//! use geo_core::{LonLat, TreeId, TreeIndex};
+//!
+//! let index = TreeIndex::bulk_load(vec![
+//!     (TreeId(1), LonLat::new(108.0500, 12.6800)),
+//!     (TreeId(2), LonLat::new(108.0501, 12.6800)),
+//! ]);
+//! let nearest = index.nearest(LonLat::new(108.05011, 12.68), 1);
+//! assert_eq!(nearest[0].id, TreeId(2));
+//! assert!(nearest[0].distance_m < 2.0);
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod bbox;
+mod code;
+mod error;
+mod geodesy;
+mod index;
+mod model;
+mod validate;
+
+pub use bbox::BBox;
+pub use code::TreeCode;
+pub use error::{Error, Problem, Result};
+pub use geodesy::{LonLat, distance_m, mercator, mercator_scale};
+pub use index::{IndexedTree, Neighbor, TreeIndex, polygon_from_ring};
+pub use model::{
+    Cultivar, Health, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId, KNOWN_CULTIVARS,
+};
+pub use validate::{VIETNAM, Region};
