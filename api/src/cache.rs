@@ -1,0 +1,177 @@
+//! The in-memory view of the trees: records by id and code, per-orchard
+//! counts, and the spatial index. It is a cache of the database, kept in step
+//! by following the database's change log ([`follow_changes`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use geo_core::{OrchardId, Tree, TreeCode, TreeId, TreeIndex};
+use store::Storage;
+
+/// Trees held in memory with their spatial index.
+#[derive(Debug, Default)]
+pub struct TreeSet {
+    /// Spatial index over all trees.
+    pub index: TreeIndex,
+    trees: HashMap<TreeId, Arc<Tree>>,
+    by_code: HashMap<TreeCode, TreeId>,
+    per_orchard: HashMap<OrchardId, u32>,
+}
+
+impl TreeSet {
+    /// Builds the set from every stored tree.
+    pub fn from_trees(all: Vec<Tree>) -> Self {
+        let index = TreeIndex::bulk_load(all.iter().map(|t| (t.id, t.location)));
+        let mut set = TreeSet {
+            index,
+            trees: HashMap::with_capacity(all.len()),
+            by_code: HashMap::with_capacity(all.len()),
+            per_orchard: HashMap::new(),
+        };
+        for tree in all {
+            *set.per_orchard.entry(tree.orchard_id.clone()).or_default() += 1;
+            set.by_code.insert(tree.code, tree.id);
+            set.trees.insert(tree.id, Arc::new(tree));
+        }
+        set
+    }
+
+    /// Number of trees.
+    pub fn len(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// True when no tree is held.
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty()
+    }
+
+    /// A tree by id.
+    pub fn get(&self, id: TreeId) -> Option<&Arc<Tree>> {
+        self.trees.get(&id)
+    }
+
+    /// A tree by tag code.
+    pub fn by_code(&self, code: &TreeCode) -> Option<&Arc<Tree>> {
+        self.by_code.get(code).and_then(|id| self.trees.get(id))
+    }
+
+    /// How many trees an orchard has.
+    pub fn orchard_tree_count(&self, orchard: &OrchardId) -> u32 {
+        self.per_orchard.get(orchard).copied().unwrap_or(0)
+    }
+
+    /// Adds or replaces a tree (moving it in the index when its position changed).
+    pub fn upsert(&mut self, tree: Tree) {
+        if let Some(old) = self.trees.get(&tree.id).cloned() {
+            if old.version > tree.version {
+                return; // Never go back in time when two sources race.
+            }
+            self.forget(&old);
+        }
+        self.index.insert(tree.id, tree.location);
+        self.by_code.insert(tree.code, tree.id);
+        *self.per_orchard.entry(tree.orchard_id.clone()).or_default() += 1;
+        self.trees.insert(tree.id, Arc::new(tree));
+    }
+
+    /// Drops a tree that no longer exists.
+    pub fn remove(&mut self, id: TreeId) {
+        if let Some(old) = self.trees.get(&id).cloned() {
+            self.forget(&old);
+            self.trees.remove(&id);
+        }
+    }
+
+    fn forget(&mut self, old: &Tree) {
+        self.index.remove(old.id, old.location);
+        if self.by_code.get(&old.code) == Some(&old.id) {
+            self.by_code.remove(&old.code);
+        }
+        if let Some(n) = self.per_orchard.get_mut(&old.orchard_id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Shared handle on the tree set plus the change-log position it reflects.
+#[derive(Debug, Default)]
+pub struct TreeCache {
+    set: RwLock<TreeSet>,
+    applied_seq: std::sync::atomic::AtomicI64,
+}
+
+impl TreeCache {
+    /// Loads every tree from the store. The change-log position is read first,
+    /// so a write racing with the load is applied again later (idempotent)
+    /// rather than missed.
+    pub async fn load(store: &dyn Storage) -> store::Result<Self> {
+        let seq = store.last_change().await?;
+        let all = store.all_trees().await?;
+        let set = tokio::task::spawn_blocking(move || TreeSet::from_trees(all))
+            .await
+            .map_err(|e| store::Error::Corrupt { table: "trees", reason: format!("index build failed: {e}") })?;
+        Ok(Self { set: RwLock::new(set), applied_seq: seq.into() })
+    }
+
+    /// Read access. A poisoned lock (a panic while writing) is still readable:
+    /// the set's operations leave it consistent at every step.
+    pub fn read(&self) -> RwLockReadGuard<'_, TreeSet> {
+        self.set.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, TreeSet> {
+        self.set.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The last change-log entry applied.
+    pub fn applied_seq(&self) -> i64 {
+        self.applied_seq.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Applies every change logged after [`Self::applied_seq`]; returns how many trees were refreshed.
+    pub async fn catch_up(&self, store: &dyn Storage) -> store::Result<usize> {
+        const BATCH: u32 = 20_000;
+        let mut refreshed = 0;
+        loop {
+            let from = self.applied_seq();
+            let changes = store.changes_since(from, BATCH).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else { return Ok(refreshed) };
+            let mut ids: Vec<TreeId> = changes.iter().map(|c| c.tree_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let found = store.trees_by_ids(&ids).await?;
+            {
+                let mut set = self.write();
+                let mut present = std::collections::HashSet::with_capacity(found.len());
+                for tree in found {
+                    present.insert(tree.id);
+                    set.upsert(tree);
+                }
+                for id in ids.iter().filter(|id| !present.contains(id)) {
+                    set.remove(*id);
+                }
+            }
+            refreshed += ids.len();
+            self.applied_seq.store(last, std::sync::atomic::Ordering::Release);
+            if changes.len() < BATCH as usize {
+                return Ok(refreshed);
+            }
+        }
+    }
+}
+
+/// Follows the database change log forever, every `every`; errors are logged and retried.
+pub async fn follow_changes(cache: Arc<TreeCache>, store: Arc<dyn Storage>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match cache.catch_up(store.as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(trees = n, seq = cache.applied_seq(), "applied changes from the database"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the change log; will retry"),
+        }
+    }
+}

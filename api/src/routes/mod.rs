@@ -1,0 +1,17 @@
+//! Request handlers, one module per resource.
+
+pub mod home;
+pub mod orchards;
+pub mod trees;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// `GET /healthz`: the process is up and its index is loaded.
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    let trees = state.cache.read().len();
+    Json(json!({ "status": "ok", "trees": trees, "change_seq": state.cache.applied_seq() }))
+}

@@ -1,0 +1,67 @@
+//! TreeIndex benchmarks on 1,000,000 trees (fixed seeds).
+//!
+//! `cargo bench -p orchardmap-geo-core --bench index`
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use geo_core::{BBox, TreeIndex};
+
+mod fixture;
+
+const TREES: usize = 1_000_000;
+
+fn index_benches(c: &mut Criterion) {
+    let trees = fixture::orchard_trees(TREES, 7);
+    let queries = fixture::queries_near(&trees, 4096, 11);
+
+    let mut group = c.benchmark_group("tree_index_1m");
+    group.sample_size(10);
+    group.bench_function("bulk_load", |b| {
+        b.iter_batched(|| trees.clone(), |t| black_box(TreeIndex::bulk_load(t)), BatchSize::LargeInput)
+    });
+    group.finish();
+
+    let index = TreeIndex::bulk_load(trees.clone());
+    let mut group = c.benchmark_group("tree_index_1m");
+    let mut i = 0;
+    group.bench_function("nearest_k1", |b| {
+        b.iter(|| {
+            i = (i + 1) % queries.len();
+            black_box(index.nearest(queries[i], 1))
+        })
+    });
+    group.bench_function("nearest_k10", |b| {
+        b.iter(|| {
+            i = (i + 1) % queries.len();
+            black_box(index.nearest(queries[i], 10))
+        })
+    });
+    // A 90 m x 90 m box over a 9 m grid holds about 100 trees.
+    let boxes: Vec<BBox> = queries
+        .iter()
+        .map(|q| {
+            let sw = q.offset_m(-45.0, -45.0);
+            let ne = q.offset_m(45.0, 45.0);
+            BBox { min_lon: sw.lon, min_lat: sw.lat, max_lon: ne.lon, max_lat: ne.lat }
+        })
+        .collect();
+    let mean: f64 = boxes.iter().map(|b| index.in_bbox(b).count() as f64).sum::<f64>() / boxes.len() as f64;
+    println!("bbox queries return {mean:.1} trees on average");
+    group.bench_function("bbox_about_100", |b| {
+        b.iter(|| {
+            i = (i + 1) % boxes.len();
+            black_box(index.in_bbox(&boxes[i]).map(|e| e.id.0).sum::<i64>())
+        })
+    });
+    group.bench_function("within_30m", |b| {
+        b.iter(|| {
+            i = (i + 1) % queries.len();
+            black_box(index.within_radius(queries[i], 30.0))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, index_benches);
+criterion_main!(benches);

@@ -1,0 +1,250 @@
+//! End-to-end tests: the real `orchardmap` binary on port 0 against a temporary SQLite file.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_orchardmap");
+
+/// A running server, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(db: &Path, demo: bool) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"]).arg(db).env("RUST_LOG", "warn");
+    if demo {
+        cmd.arg("--demo");
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn orchardmap");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read the serving line");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    Server { child, base }
+}
+
+async fn get(url: &str) -> (u16, Value) {
+    let resp = reqwest::get(url).await.expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.json::<Value>().await.expect("JSON body");
+    (status, body)
+}
+
+fn features(v: &Value) -> &Vec<Value> {
+    v["features"].as_array().expect("features array")
+}
+
+#[tokio::test]
+async fn demo_serves_the_sample_and_answers_spatial_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("demo.db"), true);
+    let base = &server.base;
+
+    let (status, health) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200);
+    let count = health["trees"].as_u64().unwrap();
+    assert!((9_000..=11_000).contains(&count), "{count} trees");
+
+    // A tree by id, then the same tree by its tag code.
+    let (status, tree) = get(&format!("{base}/api/trees/1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(tree["type"], "Feature");
+    assert_eq!(tree["geometry"]["type"], "Point");
+    let code = tree["properties"]["code"].as_str().unwrap().to_string();
+    let lon = tree["geometry"]["coordinates"][0].as_f64().unwrap();
+    let lat = tree["geometry"]["coordinates"][1].as_f64().unwrap();
+    assert!((107.0..110.0).contains(&lon) && (11.0..14.0).contains(&lat), "GeoJSON order is [lon, lat]");
+    let (_, by_code) = get(&format!("{base}/api/trees/{}", code.to_lowercase())).await;
+    assert_eq!(by_code["id"], tree["id"]);
+
+    // The nearest tree to a tree's own position is that tree, at distance 0; then sorted.
+    let (status, near) = get(&format!("{base}/api/trees/nearest?lon={lon}&lat={lat}&k=5")).await;
+    assert_eq!(status, 200);
+    let near = features(&near);
+    assert_eq!(near.len(), 5);
+    assert_eq!(near[0]["id"], tree["id"]);
+    let d: Vec<f64> = near.iter().map(|f| f["properties"]["distance_m"].as_f64().unwrap()).collect();
+    assert_eq!(d[0], 0.0);
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+    assert!(d[1] > 3.0 && d[1] < 15.0, "planting grid 8-10 m with GPS noise, got {}", d[1]);
+
+    // Everything within the 4th neighbour's distance is exactly the first 4 or more.
+    let (_, within) = get(&format!("{base}/api/trees/within?lon={lon}&lat={lat}&radius_m={}", d[3] + 0.001)).await;
+    let within = features(&within);
+    assert!(within.len() >= 4);
+    assert!(within.iter().all(|f| f["properties"]["distance_m"].as_f64().unwrap() <= d[3] + 0.001));
+
+    // Paging through a bbox visits every matched tree exactly once.
+    let bbox = format!("{},{},{},{}", lon - 0.003, lat - 0.003, lon + 0.003, lat + 0.003);
+    let mut url = format!("{base}/api/trees?bbox={bbox}&limit=50");
+    let mut seen = std::collections::HashSet::new();
+    let mut matched = None;
+    for _ in 0..1000 {
+        let (status, page) = get(&url).await;
+        assert_eq!(status, 200);
+        matched = page["numberMatched"].as_u64();
+        for f in features(&page) {
+            assert!(seen.insert(f["id"].as_i64().unwrap()), "tree served twice");
+        }
+        match page["links"].as_array().and_then(|l| l.iter().find(|l| l["rel"] == "next")) {
+            Some(next) => url = format!("{base}{}", next["href"].as_str().unwrap()),
+            None => break,
+        }
+    }
+    assert!(seen.len() > 50, "bbox should span several pages");
+    assert_eq!(Some(seen.len() as u64), matched);
+
+    // The orchard, with its boundary and a tree count matching the trees that name it.
+    let orchard_id = tree["properties"]["orchard"].as_str().unwrap();
+    let (status, orchard) = get(&format!("{base}/api/orchards/{orchard_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(orchard["geometry"]["type"], "Polygon");
+    assert!(orchard["properties"]["tree_count"].as_u64().unwrap() > 10);
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_naming_the_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("errors.db"), true);
+    let base = &server.base;
+    let cases = [
+        ("/api/trees?bbox=1,2,3", 400, "bbox"),
+        ("/api/trees?bbox=108,12,107,13", 400, "bbox"),
+        ("/api/trees", 400, "bbox"),
+        ("/api/trees/nearest?lon=108&lat=95&k=3", 400, "lat"),
+        ("/api/trees/nearest?lon=108&lat=12&k=0", 400, "k"),
+        ("/api/trees/nearest?lon=108&lat=12&k=100000", 400, "k"),
+        ("/api/trees/nearest?lon=abc&lat=12", 400, "lon"),
+        ("/api/trees/within?lon=108&lat=12&radius_m=-5", 400, "radius_m"),
+        ("/api/trees?bbox=107,12,109,13&cursor=zz", 400, "cursor"),
+        ("/api/trees/999999999", 404, "999999999"),
+        ("/api/trees/not-a-code", 404, "not-a-code"),
+        ("/api/orchards/NO-SUCH-ORCHARD", 404, "NO-SUCH-ORCHARD"),
+        ("/api/orchards/..%2F..%2Fetc", 404, "etc"),
+    ];
+    for (path, status, named) in cases {
+        let (got, body) = get(&format!("{base}{path}")).await;
+        assert_eq!(got, status, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{path}: message {message:?} should name {named}");
+        assert!(body["error"]["code"].is_string(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_running_server_sees_trees_imported_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("follow.db");
+    let server = start(&db, true);
+    let base = &server.base;
+    let (_, before) = get(&format!("{base}/healthz")).await;
+    let before = before["trees"].as_u64().unwrap();
+
+    // A tree in an existing orchard, placed well away from its neighbours.
+    let (_, tree) = get(&format!("{base}/api/trees/1")).await;
+    let orchard = tree["properties"]["orchard"].as_str().unwrap();
+    let lon = tree["geometry"]["coordinates"][0].as_f64().unwrap() + 0.0002;
+    let lat = tree["geometry"]["coordinates"][1].as_f64().unwrap() + 0.0002;
+    let csv = dir.path().join("new.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "lat,lon,accuracy_m,cultivar,planted_year,health,orchard,surveyed_at\n\
+             {lat:.7},{lon:.7},3.0,Ri6,2024,good,{orchard},2025-06-01T08:00:00Z\n"
+        ),
+    )
+    .unwrap();
+    let status = Command::new(BIN).arg("import").arg(&csv).arg("--db").arg(&db).env("RUST_LOG", "warn").status().unwrap();
+    assert!(status.success());
+
+    let written = Instant::now();
+    loop {
+        let (_, near) = get(&format!("{base}/api/trees/nearest?lon={lon}&lat={lat}&k=1")).await;
+        let hit = features(&near).first().map(|f| f["properties"]["distance_m"].as_f64().unwrap() < 0.01).unwrap_or(false);
+        if hit {
+            break;
+        }
+        assert!(written.elapsed() < Duration::from_secs(2), "tree not visible 2 s after the import");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, after) = get(&format!("{base}/healthz")).await;
+    assert_eq!(after["trees"].as_u64().unwrap(), before + 1);
+}
+
+#[test]
+fn a_file_that_is_not_a_database_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("notes.db");
+    std::fs::write(&bogus, "these are field notes, not a database\n".repeat(200)).unwrap();
+    let out = Command::new(BIN).args(["serve", "--bind", "127.0.0.1:0", "--db"]).arg(&bogus).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("notes.db"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn import_reports_rejected_rows_with_line_field_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("import.db");
+    let orchards = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/orchards.geojson");
+    let out = Command::new(BIN).arg("import").arg(&orchards).arg("--db").arg(&db).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first_orchard: Value = serde_json::from_str(&std::fs::read_to_string(&orchards).unwrap()).unwrap();
+    let orchard = first_orchard["features"][0]["properties"]["id"].as_str().unwrap().to_string();
+
+    let csv = dir.path().join("survey.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "lat,lon,accuracy_m,cultivar,planted_year,health,orchard,surveyed_at\n\
+             12.6800000,108.0500000,3.0,Ri6,2019,good,{orchard},2025-06-01T08:00:00Z\n\
+             1270.5,108.0500100,3.0,Ri6,2019,good,{orchard},2025-06-01T08:00:00Z\n\
+             12.6801000,108.0500000,3.0,Ri6,2019,splendid,{orchard},2025-06-01T08:00:00Z\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("import").arg(&csv).arg("--db").arg(&db).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "some rows rejected");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("survey.csv line 3") && report.contains("1270.5"), "{report}");
+    assert!(report.contains("survey.csv line 4") && report.contains("splendid"), "{report}");
+
+    // A tree naming an orchard that does not exist is rejected with its line; nothing is written.
+    std::fs::write(
+        &csv,
+        "lat,lon,accuracy_m,cultivar,planted_year,health,orchard,surveyed_at\n\
+         12.6802000,108.0500000,3.0,Ri6,2019,good,NO-SUCH-ORCHARD,2025-06-01T08:00:00Z\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("import").arg(&csv).arg("--db").arg(&db).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("survey.csv line 2: orchard NO-SUCH-ORCHARD"), "{report}");
+    assert!(report.contains("0 trees imported"), "{report}");
+
+    // A file that is not a CSV of trees at all: a file-level error naming it, exit 1.
+    std::fs::write(&csv, "name,colour\nfoo,bar\n").unwrap();
+    let out = Command::new(BIN).arg("import").arg(&csv).arg("--db").arg(&db).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("survey.csv") && stderr.contains("lat"), "{stderr}");
+}
