@@ -22,19 +22,27 @@ pub struct TreeSet {
 impl TreeSet {
     /// Builds the set from every stored tree.
     pub fn from_trees(all: Vec<Tree>) -> Self {
-        let index = TreeIndex::bulk_load(all.iter().map(|t| (t.id, t.location)));
-        let mut set = TreeSet {
-            index,
-            trees: HashMap::with_capacity(all.len()),
-            by_code: HashMap::with_capacity(all.len()),
-            per_orchard: HashMap::new(),
-        };
-        for tree in all {
-            *set.per_orchard.entry(tree.orchard_id.clone()).or_default() += 1;
-            set.by_code.insert(tree.code, tree.id);
-            set.trees.insert(tree.id, Arc::new(tree));
-        }
-        set
+        // The R-tree and the maps are independent: build them on two threads.
+        let positions: Vec<(TreeId, geo_core::LonLat)> = all.iter().map(|t| (t.id, t.location)).collect();
+        std::thread::scope(|scope| {
+            let index = scope.spawn(move || TreeIndex::bulk_load(positions));
+            let mut trees = HashMap::with_capacity(all.len());
+            let mut by_code = HashMap::with_capacity(all.len());
+            let mut per_orchard: HashMap<OrchardId, u32> = HashMap::new();
+            for tree in all {
+                match per_orchard.get_mut(&tree.orchard_id) {
+                    Some(n) => *n += 1,
+                    None => {
+                        per_orchard.insert(tree.orchard_id.clone(), 1);
+                    }
+                }
+                by_code.insert(tree.code, tree.id);
+                trees.insert(tree.id, Arc::new(tree));
+            }
+            // A panic in the index thread is a bug, not an input problem; surface it.
+            let index = index.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            TreeSet { index, trees, by_code, per_orchard }
+        })
     }
 
     /// Number of trees.
@@ -108,10 +116,18 @@ impl TreeCache {
     /// rather than missed.
     pub async fn load(store: &dyn Storage) -> store::Result<Self> {
         let seq = store.last_change().await?;
+        let started = std::time::Instant::now();
         let all = store.all_trees().await?;
+        let read = started.elapsed();
         let set = tokio::task::spawn_blocking(move || TreeSet::from_trees(all))
             .await
             .map_err(|e| store::Error::Corrupt { table: "trees", reason: format!("index build failed: {e}") })?;
+        tracing::info!(
+            trees = set.len(),
+            read_ms = read.as_millis() as u64,
+            index_ms = (started.elapsed() - read).as_millis() as u64,
+            "trees loaded into memory"
+        );
         Ok(Self { set: RwLock::new(set), applied_seq: seq.into() })
     }
 

@@ -133,7 +133,7 @@ impl TreeIndex {
 
     /// Every tree within `radius_m` metres of `at`, nearest first.
     pub fn within_radius(&self, at: LonLat, radius_m: f64) -> Vec<Neighbor> {
-        if !(radius_m >= 0.0) {
+        if radius_m.is_nan() || radius_m < 0.0 {
             return Vec::new();
         }
         // Mercator scale grows towards the poles; take the largest scale over the
