@@ -36,6 +36,16 @@ pub enum Error {
     /// A tag code is already used by another tree (or twice in one import).
     #[error("tree code {0} is already in use")]
     DuplicateCode(String),
+    /// A value cannot be stored as given: a number that is not finite, a
+    /// position outside -180..180 / -90..90, a survey that does not exist, or a
+    /// tree id beyond the tag-code space. Nothing was written.
+    #[error("cannot store {field}: {reason}")]
+    Invalid {
+        /// The offending field (`lon`, `boundary`, `survey_id`, ...).
+        field: &'static str,
+        /// Why it cannot be stored, including the value.
+        reason: String,
+    },
     /// A stored value could not be read back into a domain type (corrupt row).
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {

@@ -9,9 +9,24 @@
 //! transaction. Its sequence is what running servers follow
 //! ([`Storage::changes_since`]) to keep their in-memory index in step with
 //! writes made by other processes.
+//!
+//! What callers can rely on, on both backends:
+//! - Writers are serialised (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
+//!   transaction-level advisory lock), so change-log order is commit order.
+//! - Timestamps are kept to the microsecond (PostgreSQL's precision): a
+//!   survey's `surveyed_at` comes back without its nanoseconds.
+//! - Coordinates and every other float come back bit for bit, boundaries
+//!   included (stored as the GeoJSON Polygon `coordinates` member, as text).
+//! - Values a database could not keep faithfully (NaN, a position outside
+//!   -180..180 / -90..90, an unknown survey id) are refused with
+//!   [`Error::Invalid`] before anything is written; rows that cannot be read
+//!   back are [`Error::Corrupt`], never a panic.
+//! - A derived tag code that someone already claimed explicitly is never
+//!   reused: that tree takes the next free id (ids may then have gaps).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod common;
 mod error;
 mod postgres;
 mod sqlite;
@@ -108,7 +123,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// Opens (creating and migrating as needed) the database at `location`:
-/// a `postgres://` / `postgresql://` URL, a `sqlite:` URL, or a file path.
+/// a `postgres://` / `postgresql://` URL, a `sqlite:` URL, or a file path
+/// (`:memory:` for a private in-memory SQLite database). Failures are
+/// [`Error::Open`] naming the location (without any password).
 pub async fn open(location: &str) -> Result<Arc<dyn Storage>> {
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::connect(location).await?))

@@ -1,0 +1,583 @@
+//! What both backends share: the column lists, decoding rows into domain types
+//! (never panicking: bad values become [`Error::Corrupt`]), the boundary codec,
+//! the checks made before anything is written, and the id/code assignment of an import.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::future::Future;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use geo_core::{Cultivar, Health, LonLat, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use geo_types::{Coord, LineString, Polygon};
+use serde::Deserialize as _;
+use serde::de::IntoDeserializer as _;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::{Error, ImportBatch, Result};
+
+/// The columns every tree query selects, in the order [`tree_from_row`] reads them.
+/// A macro (not a const) so it can be spliced into `concat!` and the queries
+/// stay `&'static str`, which sqlx 0.9 accepts without an injection audit.
+macro_rules! tree_columns {
+    () => {
+        "id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
+         orchard_id, survey_id, created_at, updated_at, version"
+    };
+}
+pub(crate) use tree_columns;
+
+/// The columns every orchard query selects, in the order [`orchard_from_row`] reads them.
+macro_rules! orchard_columns {
+    () => {
+        "id, name, owner, commune, district, province, planting_area_code, boundary"
+    };
+}
+pub(crate) use orchard_columns;
+
+/// The columns every survey query selects, in the order [`survey_from_row`] reads them.
+macro_rules! survey_columns {
+    () => {
+        "id, surveyor, surveyed_at, source, device"
+    };
+}
+pub(crate) use survey_columns;
+
+/// The current time as stored: PostgreSQL keeps microseconds, so both
+/// backends do, and a value read back equals the value returned at write time.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+pub(crate) fn corrupt(table: &'static str, reason: impl Into<String>) -> Error {
+    Error::Corrupt { table, reason: reason.into() }
+}
+
+/// A value sqlx could not decode is a corrupt row, not a failure to talk to the database.
+pub(crate) fn decode_error(table: &'static str, e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => corrupt(table, e.to_string()),
+        e => Error::Database(e),
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::Invalid { field, reason: reason.into() }
+}
+
+/// Reads column `index` (named `name` for the message), turning any decoding
+/// failure into [`Error::Corrupt`].
+fn col<'r, R, T>(row: &'r R, index: usize, table: &'static str, name: &str) -> Result<T>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(index).map_err(|e| corrupt(table, format!("column {name}: {e}")))
+}
+
+/// A `trees` row as the database returned it, before any domain check.
+/// Each backend fills it its own way; [`RawTree::into_tree`] is the one place
+/// that turns stored values into a [`Tree`].
+pub(crate) struct RawTree<'a> {
+    pub id: i64,
+    pub code: &'a str,
+    pub lon: f64,
+    pub lat: f64,
+    pub accuracy_m: Option<f64>,
+    pub cultivar: &'a str,
+    pub planted_year: Option<i32>,
+    pub health: &'a str,
+    pub height_m: Option<f64>,
+    pub girth_cm: Option<f64>,
+    pub orchard_id: &'a str,
+    pub survey_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl RawTree<'_> {
+    /// Checks every value; anything a [`Tree`] cannot hold is [`Error::Corrupt`] naming the tree.
+    pub(crate) fn into_tree(self) -> Result<Tree> {
+        let id = self.id;
+        let bad = |what: &str| corrupt("trees", format!("tree {id}: {what}"));
+        let code = TreeCode::parse(self.code).map_err(|e| bad(&e.to_string()))?;
+        let location = LonLat::new(self.lon, self.lat);
+        if !location.is_valid() {
+            return Err(bad(&format!("position {},{} is not a valid lon,lat", location.lon, location.lat)));
+        }
+        let finite = |name: &str, v: Option<f64>| match v {
+            Some(v) if !v.is_finite() => Err(bad(&format!("{name} {v} is not a finite number"))),
+            v => Ok(v),
+        };
+        let health = health_from_str(self.health)
+            .ok_or_else(|| bad(&format!("health {:?} is not good/fair/poor/dead", self.health)))?;
+        let orchard_id = OrchardId::new(self.orchard_id).map_err(|e| bad(&e.to_string()))?;
+        Ok(Tree {
+            id: TreeId(id),
+            code,
+            location,
+            accuracy_m: finite("accuracy_m", self.accuracy_m)?,
+            cultivar: cultivar_from_str(self.cultivar),
+            planted_year: self.planted_year,
+            health,
+            height_m: finite("height_m", self.height_m)?,
+            girth_cm: finite("girth_cm", self.girth_cm)?,
+            orchard_id,
+            survey_id: self.survey_id.map(SurveyId),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        })
+    }
+}
+
+/// Decodes one sqlx row selected with [`tree_columns!`].
+pub(crate) fn tree_from_row<'r, R>(row: &'r R) -> Result<Tree>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "trees";
+    RawTree {
+        id: col(row, 0, T, "id")?,
+        code: col(row, 1, T, "code")?,
+        lon: col(row, 2, T, "lon")?,
+        lat: col(row, 3, T, "lat")?,
+        accuracy_m: col(row, 4, T, "accuracy_m")?,
+        cultivar: col(row, 5, T, "cultivar")?,
+        planted_year: col(row, 6, T, "planted_year")?,
+        health: col(row, 7, T, "health")?,
+        height_m: col(row, 8, T, "height_m")?,
+        girth_cm: col(row, 9, T, "girth_cm")?,
+        orchard_id: col(row, 10, T, "orchard_id")?,
+        survey_id: col(row, 11, T, "survey_id")?,
+        created_at: col(row, 12, T, "created_at")?,
+        updated_at: col(row, 13, T, "updated_at")?,
+        version: col(row, 14, T, "version")?,
+    }
+    .into_tree()
+}
+
+/// Decodes one row selected with [`orchard_columns!`].
+pub(crate) fn orchard_from_row<'r, R>(row: &'r R) -> Result<Orchard>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "orchards";
+    let id: &str = col(row, 0, T, "id")?;
+    let bad = |what: String| corrupt(T, format!("orchard {id:?}: {what}"));
+    let orchard_id = OrchardId::new(id).map_err(|e| bad(e.to_string()))?;
+    let boundary: Option<&str> = col(row, 7, T, "boundary")?;
+    let boundary = boundary.map(|b| decode_boundary(b).map_err(|e| bad(format!("boundary: {e}")))).transpose()?;
+    Ok(Orchard {
+        id: orchard_id,
+        name: col(row, 1, T, "name")?,
+        owner: col(row, 2, T, "owner")?,
+        commune: col(row, 3, T, "commune")?,
+        district: col(row, 4, T, "district")?,
+        province: col(row, 5, T, "province")?,
+        planting_area_code: col(row, 6, T, "planting_area_code")?,
+        boundary,
+    })
+}
+
+/// Decodes one row selected with [`survey_columns!`].
+pub(crate) fn survey_from_row<'r, R>(row: &'r R) -> Result<Survey>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "surveys";
+    Ok(Survey {
+        id: SurveyId(col(row, 0, T, "id")?),
+        surveyor: col(row, 1, T, "surveyor")?,
+        surveyed_at: col(row, 2, T, "surveyed_at")?,
+        source: col(row, 3, T, "source")?,
+        device: col(row, 4, T, "device")?,
+    })
+}
+
+/// Only the exact stored spellings: the store writes [`Health::as_str`].
+fn health_from_str(s: &str) -> Option<Health> {
+    Health::ALL.into_iter().find(|h| h.as_str() == s)
+}
+
+/// The cultivar exactly as stored. [`Cultivar::new`] would re-normalise it, and
+/// a name that arrived through serde un-normalised would then come back changed.
+fn cultivar_from_str(s: &str) -> Cultivar {
+    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = s.into_deserializer();
+    // Deserialising a transparent String newtype from a string cannot fail;
+    // fall back to the normalised form rather than panic all the same.
+    Cultivar::deserialize(de).unwrap_or_else(|_| Cultivar::new(s))
+}
+
+// ---------------------------------------------------------------------------
+// Boundary codec
+
+/// Writes a polygon as the `coordinates` member of a GeoJSON Polygon:
+/// `[[[lon,lat],...],[hole...]...]`, exterior ring first.
+///
+/// Numbers use Rust's shortest round-trip formatting and are read back with
+/// Rust's correctly rounded parser, so every coordinate returns bit for bit
+/// (serde_json's default float parser is only approximately rounded).
+pub(crate) fn encode_boundary(polygon: &Polygon<f64>) -> Result<String> {
+    let rings = std::iter::once(polygon.exterior()).chain(polygon.interiors());
+    let mut out = String::with_capacity(32 * polygon.exterior().0.len() + 4);
+    out.push('[');
+    for (r, ring) in rings.enumerate() {
+        if r > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        for (i, c) in ring.0.iter().enumerate() {
+            if !c.x.is_finite() || !c.y.is_finite() {
+                return Err(invalid("boundary", format!("position {},{} is not a pair of finite numbers", c.x, c.y)));
+            }
+            if i > 0 {
+                out.push(',');
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(out, "[{},{}]", c.x, c.y);
+        }
+        out.push(']');
+    }
+    out.push(']');
+    Ok(out)
+}
+
+/// Reads what [`encode_boundary`] wrote (any JSON whitespace allowed).
+pub(crate) fn decode_boundary(text: &str) -> std::result::Result<Polygon<f64>, String> {
+    let mut p = Parser { s: text.as_bytes(), i: 0 };
+    let mut rings = Vec::new();
+    p.list(|p| {
+        let mut ring = Vec::new();
+        p.list(|p| {
+            let mut xy = [0.0; 2];
+            let mut n = 0;
+            p.list(|p| {
+                let v = p.number()?;
+                *xy.get_mut(n).ok_or_else(|| p.error("a position must have exactly two numbers"))? = v;
+                n += 1;
+                Ok(())
+            })?;
+            if n != 2 {
+                return Err(p.error("a position must have exactly two numbers"));
+            }
+            ring.push(Coord { x: xy[0], y: xy[1] });
+            Ok(())
+        })?;
+        rings.push(LineString(ring));
+        Ok(())
+    })?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(p.error("unexpected text after the polygon"));
+    }
+    let mut rings = rings.into_iter();
+    let exterior = rings.next().ok_or_else(|| "a polygon needs an exterior ring".to_string())?;
+    Ok(Polygon::new(exterior, rings.collect()))
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, what: &str) -> String {
+        format!("{what} (at byte {})", self.i)
+    }
+
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|b| b.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        self.ws();
+        if self.s.get(self.i) == Some(&b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `[ item, item, ... ]`, possibly empty.
+    fn list(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        if !self.eat(b'[') {
+            return Err(self.error("expected '['"));
+        }
+        if self.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(b']') {
+                return Ok(());
+            }
+            if !self.eat(b',') {
+                return Err(self.error("expected ',' or ']'"));
+            }
+        }
+    }
+
+    fn number(&mut self) -> std::result::Result<f64, String> {
+        self.ws();
+        let start = self.i;
+        while self.s.get(self.i).is_some_and(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')) {
+            self.i += 1;
+        }
+        let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.error("expected a number"))?;
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err(self.error(&format!("expected a number, found {text:?}"))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checks before writing
+
+/// Refuses values the database could not keep faithfully: SQLite turns NaN
+/// into NULL, and a position out of range would make every later load fail.
+pub(crate) fn check_values(
+    location: LonLat,
+    accuracy_m: Option<f64>,
+    height_m: Option<f64>,
+    girth_cm: Option<f64>,
+) -> Result<()> {
+    if !location.lon.is_finite() || !(-180.0..=180.0).contains(&location.lon) {
+        return Err(invalid("lon", format!("longitude {} is not within -180..180", location.lon)));
+    }
+    if !location.lat.is_finite() || !(-90.0..=90.0).contains(&location.lat) {
+        return Err(invalid("lat", format!("latitude {} is not within -90..90", location.lat)));
+    }
+    for (field, v) in [("accuracy_m", accuracy_m), ("height_m", height_m), ("girth_cm", girth_cm)] {
+        if let Some(v) = v.filter(|v| !v.is_finite()) {
+            return Err(invalid(field, format!("{v} is not a finite number")));
+        }
+    }
+    Ok(())
+}
+
+/// The tag code derived from a tree id.
+pub(crate) fn code_for(id: i64) -> Result<TreeCode> {
+    u64::try_from(id)
+        .ok()
+        .and_then(|serial| TreeCode::from_serial(serial).ok())
+        .ok_or_else(|| invalid("code", format!("tree id {id} is beyond the tag-code space; claim codes explicitly")))
+}
+
+/// An import checked for everything that needs no database.
+pub(crate) struct Prepared {
+    /// The survey, its time cut to what the database keeps.
+    pub survey: Option<Survey>,
+    /// Orchards with their encoded boundaries; one per id (the last given wins).
+    pub orchards: Vec<(Orchard, Option<String>)>,
+    pub trees: Vec<NewTree>,
+    /// Codes the drafts claim (all distinct).
+    pub claimed: HashSet<TreeCode>,
+    /// Orchards the trees refer to that the batch does not carry, in first-use order.
+    pub orchard_refs: Vec<OrchardId>,
+    /// Surveys the drafts name explicitly, in first-use order.
+    pub survey_refs: Vec<i64>,
+}
+
+pub(crate) fn prepare(batch: ImportBatch) -> Result<Prepared> {
+    let ImportBatch { survey, orchards, trees } = batch;
+    let survey = survey.map(|s| Survey { surveyed_at: s.surveyed_at.trunc_subsecs(6), ..s });
+
+    let mut by_id: HashMap<OrchardId, usize> = HashMap::new();
+    let mut unique: Vec<(Orchard, Option<String>)> = Vec::with_capacity(orchards.len());
+    for orchard in orchards {
+        let boundary = orchard.boundary.as_ref().map(encode_boundary).transpose()?;
+        match by_id.get(&orchard.id) {
+            Some(&i) => unique[i] = (orchard, boundary),
+            None => {
+                by_id.insert(orchard.id.clone(), unique.len());
+                unique.push((orchard, boundary));
+            }
+        }
+    }
+
+    let mut claimed = HashSet::new();
+    let mut orchard_refs = Vec::new();
+    let mut seen_orchards: HashSet<&OrchardId> = HashSet::new();
+    let mut survey_refs = Vec::new();
+    for t in &trees {
+        check_values(t.location, t.accuracy_m, t.height_m, t.girth_cm)?;
+        if let Some(code) = t.code {
+            if !claimed.insert(code) {
+                return Err(Error::DuplicateCode(code.to_string()));
+            }
+        }
+        if !by_id.contains_key(&t.orchard_id) && seen_orchards.insert(&t.orchard_id) {
+            orchard_refs.push(t.orchard_id.clone());
+        }
+        if let Some(SurveyId(s)) = t.survey_id {
+            if !survey_refs.contains(&s) {
+                survey_refs.push(s);
+            }
+        }
+    }
+    Ok(Prepared { survey, orchards: unique, trees, claimed, orchard_refs, survey_refs })
+}
+
+/// The database side of assigning ids and codes, implemented by each backend
+/// inside its (serialised) write transaction.
+pub(crate) trait IdSource {
+    /// Which of `codes` stored trees already use.
+    fn taken_codes(&mut self, codes: &[TreeCode]) -> impl Future<Output = Result<HashSet<String>>> + Send;
+    /// `n` tree ids never used before.
+    fn fresh_ids(&mut self, n: usize) -> impl Future<Output = Result<Vec<i64>>> + Send;
+}
+
+/// Gives every draft an id, and the drafts without a code the code derived
+/// from their id. Fails with [`Error::DuplicateCode`] when a claimed code is
+/// already stored (the first such draft in input order is named).
+///
+/// Claimed codes come from the same code space as derived ones (tags are
+/// pre-printed from serials), so a derived code can already be in use: that
+/// draft then takes another fresh id (the skipped id stays unused) rather
+/// than failing an import the caller could do nothing about.
+pub(crate) async fn assign_ids<S: IdSource>(
+    source: &mut S,
+    trees: &[NewTree],
+    claimed: &HashSet<TreeCode>,
+) -> Result<(Vec<i64>, Vec<TreeCode>)> {
+    let claimed_list: Vec<TreeCode> = trees.iter().filter_map(|t| t.code).collect();
+    if !claimed_list.is_empty() {
+        let taken = source.taken_codes(&claimed_list).await?;
+        if let Some(code) = claimed_list.iter().find(|c| taken.contains(c.as_str())) {
+            return Err(Error::DuplicateCode(code.to_string()));
+        }
+    }
+
+    let mut ids = source.fresh_ids(trees.len()).await?;
+    if ids.len() != trees.len() {
+        return Err(corrupt("trees", format!("asked for {} tree ids, got {}", trees.len(), ids.len())));
+    }
+    let mut codes = Vec::with_capacity(trees.len());
+    let mut pending = Vec::new();
+    for (i, t) in trees.iter().enumerate() {
+        match t.code {
+            Some(code) => codes.push(code),
+            None => {
+                codes.push(code_for(ids[i])?);
+                pending.push(i);
+            }
+        }
+    }
+    while !pending.is_empty() {
+        let (mut clash, unclaimed): (Vec<usize>, Vec<usize>) =
+            pending.iter().partition(|&&i| claimed.contains(&codes[i]));
+        let check: Vec<TreeCode> = unclaimed.iter().map(|&i| codes[i]).collect();
+        let taken = source.taken_codes(&check).await?;
+        clash.extend(unclaimed.into_iter().filter(|&i| taken.contains(codes[i].as_str())));
+        if clash.is_empty() {
+            break;
+        }
+        tracing::debug!(trees = clash.len(), "derived tag codes already claimed; taking other ids");
+        let more = source.fresh_ids(clash.len()).await?;
+        if more.len() != clash.len() {
+            return Err(corrupt("trees", format!("asked for {} tree ids, got {}", clash.len(), more.len())));
+        }
+        for (&i, id) in clash.iter().zip(more) {
+            ids[i] = id;
+            codes[i] = code_for(id)?;
+        }
+        pending = clash;
+    }
+    Ok((ids, codes))
+}
+
+/// The stored form of an imported draft.
+pub(crate) fn stored_tree(t: NewTree, id: i64, code: TreeCode, survey_id: Option<SurveyId>, at: DateTime<Utc>) -> Tree {
+    Tree {
+        id: TreeId(id),
+        code,
+        location: t.location,
+        accuracy_m: t.accuracy_m,
+        cultivar: t.cultivar,
+        planted_year: t.planted_year,
+        health: t.health,
+        height_m: t.height_m,
+        girth_cm: t.girth_cm,
+        orchard_id: t.orchard_id,
+        survey_id: t.survey_id.or(survey_id),
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundary_round_trips_bit_for_bit() {
+        let ring = vec![
+            Coord { x: 108.050_000_1, y: 12.680_000_000_000_001 },
+            Coord { x: 108.1 + 1e-13, y: 12.68 },
+            Coord { x: 0.1 + 0.2, y: -0.0 },
+            Coord { x: 108.050_000_1, y: 12.680_000_000_000_001 },
+        ];
+        let hole = vec![Coord { x: 1e-7, y: 2.5e-8 }, Coord { x: 1.0, y: 1.0 }, Coord { x: 1e-7, y: 2.5e-8 }];
+        let p = Polygon::new(LineString(ring), vec![LineString(hole)]);
+        let text = encode_boundary(&p).unwrap();
+        let back = decode_boundary(&text).unwrap();
+        assert_eq!(back, p);
+        for (a, b) in back.exterior().0.iter().zip(&p.exterior().0) {
+            assert_eq!(a.x.to_bits(), b.x.to_bits());
+            assert_eq!(a.y.to_bits(), b.y.to_bits());
+        }
+        // It is JSON, readable by other tools.
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn boundary_refuses_garbage_and_non_finite() {
+        for bad in
+            ["", "[", "[[[1,2]]", "[[[1]]]", "[[[1,2,3]]]", "[[[1,x]]]", "[[[1,2]]] x", "{}", "[]", "[[[1e999,2]]]"]
+        {
+            assert!(decode_boundary(bad).is_err(), "{bad:?} accepted");
+        }
+        let p = Polygon::new(LineString(vec![Coord { x: f64::NAN, y: 1.0 }]), vec![]);
+        assert!(matches!(encode_boundary(&p), Err(Error::Invalid { field: "boundary", .. })));
+        // Whitespace is fine; geo-types closes an open ring, as it did when the polygon was made.
+        assert_eq!(decode_boundary(" [ [ [ 1 , 2 ] , [3,4] ] ] ").unwrap().exterior().0.len(), 3);
+    }
+
+    #[test]
+    fn cultivar_is_kept_as_stored() {
+        assert_eq!(cultivar_from_str(" ri 6 ").as_str(), " ri 6 ");
+        assert_eq!(cultivar_from_str("Ri6"), Cultivar::new("ri 6"));
+    }
+
+    #[test]
+    fn code_for_refuses_out_of_space_ids() {
+        assert!(code_for(-1).is_err());
+        assert!(code_for(i64::MAX).is_err());
+        assert_eq!(code_for(7).unwrap(), TreeCode::from_serial(7).unwrap());
+    }
+}

@@ -1,0 +1,620 @@
+//! The SQLite backend: one file, WAL mode, writers serialised by `BEGIN IMMEDIATE`.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::TryStreamExt as _;
+use geo_core::{Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+
+use rusqlite::types::ValueRef;
+
+use crate::common::{
+    IdSource, RawTree, assign_ids, check_values, corrupt, decode_error, now, orchard_columns, orchard_from_row,
+    prepare, stored_tree, survey_columns, survey_from_row, tree_columns, tree_from_row,
+};
+use crate::{Backend, Change, Error, ImportBatch, Imported, Result, Storage};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connections in the pool. WAL lets readers run beside the one writer; more
+/// connections than this buys nothing on the small machines the file backend
+/// is meant for, and each one is a thread plus a page cache.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// How long a writer waits for another process's write transaction to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Page cache per connection, in KiB (SQLite's convention for negative values).
+/// The default 2 MiB makes a million-tree import spill to the WAL mid-transaction.
+/// Pages are only allocated as used.
+const CACHE_KIB: i64 = 64 * 1024;
+
+/// Trees per multi-row INSERT: 14 bound values a row stays far below
+/// SQLite's limit of 32,766, and the statement for a full chunk is prepared
+/// once per connection and reused.
+const ROWS_PER_INSERT: usize = 500;
+const VALUES_PER_ROW: usize = 14;
+const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
+
+/// The SQLite backend. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+    in_memory: bool,
+}
+
+impl SqliteStore {
+    /// Opens the database file at `path`, creating it when missing, and applies
+    /// any pending migration. `:memory:` opens a private in-memory database
+    /// (one connection, gone when the store is dropped; for tests).
+    ///
+    /// Connections use WAL journaling, `synchronous = NORMAL` (durable at each
+    /// checkpoint, never corrupt), foreign keys and a 5 s busy timeout.
+    ///
+    /// A file that is not a SQLite database, cannot be read or created, or
+    /// whose migrations fail gives [`Error::Open`] naming `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let location = path.display().to_string();
+        let fail = |reason: String| Error::Open { location: location.clone(), reason };
+        let in_memory = path == Path::new(":memory:");
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .in_memory(in_memory)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("cache_size", (-CACHE_KIB).to_string())
+            // Statement journals (multi-row INSERTs inside a transaction need
+            // one) and sort spills in memory, not in temporary files.
+            .pragma("temp_store", "memory");
+        let pool_options = if in_memory {
+            // Every connection to ":memory:" is a database of its own: keep exactly one, forever.
+            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
+        };
+        // Connecting runs the pragmas, which read the file header: a file that is
+        // not a database fails here ("file is not a database"), not at first use.
+        let pool = pool_options.connect_with(options).await.map_err(|e| fail(e.to_string()))?;
+        MIGRATOR.run(&pool).await.map_err(|e| fail(format!("migrating the schema: {e}")))?;
+        tracing::debug!(path = %location, "SQLite database open");
+        Ok(Self { pool, path: path.to_path_buf(), in_memory })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, waiting for those in use (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction. `BEGIN IMMEDIATE` takes the database's write lock
+    /// at once (waiting up to the busy timeout), so writers run one after the
+    /// other: checks made inside stay true until commit, change-log order is
+    /// commit order, and no transaction fails half-way upgrading a read lock.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+impl SqliteStore {
+    async fn all_trees_through_sqlx(&self) -> Result<Vec<Tree>> {
+        let mut rows = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees ORDER BY id")).fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            out.push(tree_from_row(&row)?);
+        }
+        Ok(out)
+    }
+}
+
+fn driver_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Database(sqlx::Error::AnyDriverError(Box::new(e)))
+}
+
+/// Every tree, read with rusqlite on the calling (blocking) thread through a
+/// read-only connection of its own: values are decoded in place from the
+/// statement instead of being copied one by one to another thread, which is
+/// what makes the start-up load of a million trees take seconds, not tens of
+/// seconds (see Cargo.toml). One statement reads one WAL snapshot, so the
+/// result is consistent even while others write.
+fn read_all_trees(path: &Path) -> Result<Vec<Tree>> {
+    use rusqlite::OpenFlags;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(driver_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(driver_error)?;
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM trees", [], |r| r.get(0)).map_err(driver_error)?;
+    let mut stmt =
+        conn.prepare(concat!("SELECT ", tree_columns!(), " FROM trees ORDER BY id")).map_err(driver_error)?;
+    let mut rows = stmt.query([]).map_err(driver_error)?;
+    // A hint only (rows may be added between the two statements).
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    while let Some(row) = rows.next().map_err(driver_error)? {
+        let c = Columns(row);
+        let planted_year = c.opt_int(6, "planted_year")?;
+        let planted_year = planted_year
+            .map(|y| {
+                i32::try_from(y).map_err(|_| corrupt("trees", format!("column planted_year: {y} is out of range")))
+            })
+            .transpose()?;
+        let tree = RawTree {
+            id: c.int(0, "id")?,
+            code: c.text(1, "code")?,
+            lon: c.real(2, "lon")?,
+            lat: c.real(3, "lat")?,
+            accuracy_m: c.opt_real(4, "accuracy_m")?,
+            cultivar: c.text(5, "cultivar")?,
+            planted_year,
+            health: c.text(7, "health")?,
+            height_m: c.opt_real(8, "height_m")?,
+            girth_cm: c.opt_real(9, "girth_cm")?,
+            orchard_id: c.text(10, "orchard_id")?,
+            survey_id: c.opt_int(11, "survey_id")?,
+            created_at: c.time(12, "created_at")?,
+            updated_at: c.time(13, "updated_at")?,
+            version: c.int(14, "version")?,
+        }
+        .into_tree()?;
+        out.push(tree);
+    }
+    Ok(out)
+}
+
+/// Typed access to a rusqlite row of `trees`; a value of the wrong type is [`Error::Corrupt`].
+struct Columns<'r, 's>(&'r rusqlite::Row<'s>);
+
+impl<'r> Columns<'r, '_> {
+    fn value(&self, i: usize, name: &str) -> Result<ValueRef<'r>> {
+        self.0.get_ref(i).map_err(|e| corrupt("trees", format!("column {name}: {e}")))
+    }
+
+    fn wrong(name: &str, v: ValueRef<'_>, wanted: &str) -> Error {
+        corrupt("trees", format!("column {name}: expected {wanted}, found {}", v.data_type()))
+    }
+
+    fn opt_int(&self, i: usize, name: &str) -> Result<Option<i64>> {
+        match self.value(i, name)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(v) => Ok(Some(v)),
+            v => Err(Self::wrong(name, v, "an integer")),
+        }
+    }
+
+    fn int(&self, i: usize, name: &str) -> Result<i64> {
+        self.opt_int(i, name)?.ok_or_else(|| corrupt("trees", format!("column {name}: is NULL")))
+    }
+
+    fn opt_real(&self, i: usize, name: &str) -> Result<Option<f64>> {
+        match self.value(i, name)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Real(v) => Ok(Some(v)),
+            v => Err(Self::wrong(name, v, "a number")),
+        }
+    }
+
+    fn real(&self, i: usize, name: &str) -> Result<f64> {
+        self.opt_real(i, name)?.ok_or_else(|| corrupt("trees", format!("column {name}: is NULL")))
+    }
+
+    fn text(&self, i: usize, name: &str) -> Result<&'r str> {
+        match self.value(i, name)? {
+            ValueRef::Text(bytes) => {
+                std::str::from_utf8(bytes).map_err(|e| corrupt("trees", format!("column {name}: {e}")))
+            }
+            v => Err(Self::wrong(name, v, "text")),
+        }
+    }
+
+    /// RFC 3339, as sqlx writes a `DateTime<Utc>`.
+    fn time(&self, i: usize, name: &str) -> Result<DateTime<Utc>> {
+        let text = self.text(i, name)?;
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| corrupt("trees", format!("column {name}: {text:?}: {e}")))
+    }
+}
+
+/// Ids and codes from inside the import transaction.
+struct Ids<'c> {
+    conn: &'c mut SqliteConnection,
+    next: Option<i64>,
+}
+
+impl IdSource for Ids<'_> {
+    async fn taken_codes(&mut self, codes: &[TreeCode]) -> Result<HashSet<String>> {
+        // One bound JSON array instead of chunks of `?` lists: no bound-value limit.
+        let list = json_strings(codes.iter().map(TreeCode::as_str));
+        let taken: Vec<String> =
+            sqlx::query_scalar("SELECT code FROM trees WHERE code IN (SELECT value FROM json_each(?1))")
+                .bind(list)
+                .fetch_all(&mut *self.conn)
+                .await?;
+        Ok(taken.into_iter().collect())
+    }
+
+    async fn fresh_ids(&mut self, n: usize) -> Result<Vec<i64>> {
+        let next = match self.next {
+            Some(next) => next,
+            // Safe only because the transaction holds the write lock: nobody
+            // else can insert a tree between this read and our inserts.
+            None => {
+                sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) + 1 FROM trees")
+                    .fetch_one(&mut *self.conn)
+                    .await?
+            }
+        };
+        let n = i64::try_from(n).map_err(|_| corrupt("trees", "too many trees in one import"))?;
+        self.next = Some(next + n);
+        Ok((next..next + n).collect())
+    }
+}
+
+/// A JSON array of strings (for `json_each`).
+fn json_strings<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    // Serialising strings cannot fail; an empty array is the harmless fallback.
+    serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+}
+
+/// A JSON array of integers (for `json_each`).
+fn json_ints(items: impl Iterator<Item = i64>) -> String {
+    let mut out = String::from("[");
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{v}");
+    }
+    out.push(']');
+    out
+}
+
+/// `INSERT INTO trees ... VALUES (...), ...` for `rows` trees.
+///
+/// Anonymous `?` placeholders only: sqlx looks every placeholder's name up
+/// with `sqlite3_bind_parameter_name`, which scans the statement's list of
+/// named ones, so numbered placeholders (`?1`, which count as named) make
+/// binding a 7,000-value statement quadratic (it dominated a 1M-tree import).
+fn insert_trees_sql(rows: usize) -> String {
+    const ROW: &str = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)";
+    let mut sql = String::with_capacity(200 + rows * (ROW.len() + 1));
+    sql.push_str(
+        "INSERT INTO trees (id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
+         orchard_id, survey_id, created_at, updated_at, version) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(ROW);
+    }
+    sql
+}
+
+fn full_chunk_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| insert_trees_sql(ROWS_PER_INSERT))
+}
+
+#[async_trait]
+impl Storage for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn import(&self, batch: ImportBatch) -> Result<Imported> {
+        let p = prepare(batch)?;
+        let at = now();
+        let mut tx = self.begin_write().await?;
+
+        if !p.orchard_refs.is_empty() {
+            let found: HashSet<String> =
+                sqlx::query_scalar("SELECT id FROM orchards WHERE id IN (SELECT value FROM json_each(?1))")
+                    .bind(json_strings(p.orchard_refs.iter().map(OrchardId::as_str)))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            if let Some(missing) = p.orchard_refs.iter().find(|o| !found.contains(o.as_str())) {
+                return Err(Error::UnknownOrchard(missing.clone()));
+            }
+        }
+        if !p.survey_refs.is_empty() {
+            let found: HashSet<i64> =
+                sqlx::query_scalar("SELECT id FROM surveys WHERE id IN (SELECT value FROM json_each(?1))")
+                    .bind(json_ints(p.survey_refs.iter().copied()))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+            if let Some(missing) = p.survey_refs.iter().find(|s| !found.contains(s)) {
+                return Err(Error::Invalid { field: "survey_id", reason: format!("survey {missing} does not exist") });
+            }
+        }
+
+        let (ids, codes) = assign_ids(&mut Ids { conn: &mut tx, next: None }, &p.trees, &p.claimed).await?;
+
+        let survey_id = match &p.survey {
+            None => None,
+            Some(s) => Some(SurveyId(
+                sqlx::query_scalar(
+                    "INSERT INTO surveys (surveyor, surveyed_at, source, device) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                )
+                .bind(&s.surveyor)
+                .bind(s.surveyed_at)
+                .bind(&s.source)
+                .bind(&s.device)
+                .fetch_one(&mut *tx)
+                .await?,
+            )),
+        };
+
+        for (o, boundary) in &p.orchards {
+            sqlx::query(
+                "INSERT INTO orchards (id, name, owner, commune, district, province, planting_area_code, boundary, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, \
+                 commune = excluded.commune, district = excluded.district, province = excluded.province, \
+                 planting_area_code = excluded.planting_area_code, boundary = excluded.boundary, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(o.id.as_str())
+            .bind(&o.name)
+            .bind(&o.owner)
+            .bind(&o.commune)
+            .bind(&o.district)
+            .bind(&o.province)
+            .bind(&o.planting_area_code)
+            .bind(boundary)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        // Formatted once rather than twice per tree, exactly as sqlx encodes a DateTime<Utc>.
+        let at_text = at.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+        let mut start = 0;
+        while start < p.trees.len() {
+            let end = (start + ROWS_PER_INSERT).min(p.trees.len());
+            let query = if end - start == ROWS_PER_INSERT {
+                sqlx::query(full_chunk_sql())
+            } else {
+                // The last, shorter chunk: a one-off statement, kept out of the statement cache.
+                sqlx::query(AssertSqlSafe(insert_trees_sql(end - start))).persistent(false)
+            };
+            let mut query = query;
+            for i in start..end {
+                let t = &p.trees[i];
+                query = query
+                    .bind(ids[i])
+                    .bind(codes[i].as_str())
+                    .bind(t.location.lon)
+                    .bind(t.location.lat)
+                    .bind(t.accuracy_m)
+                    .bind(t.cultivar.as_str())
+                    .bind(t.planted_year)
+                    .bind(t.health.as_str())
+                    .bind(t.height_m)
+                    .bind(t.girth_cm)
+                    .bind(t.orchard_id.as_str())
+                    .bind(t.survey_id.or(survey_id).map(|s| s.0))
+                    .bind(at_text.as_str())
+                    .bind(at_text.as_str());
+            }
+            query.execute(&mut *tx).await?;
+            start = end;
+        }
+
+        if !ids.is_empty() {
+            sqlx::query("INSERT INTO changes (tree_id, changed_at) SELECT value, ?2 FROM json_each(?1)")
+                .bind(json_ints(ids.iter().copied()))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+
+        let orchards = p.orchards.len();
+        let trees = p
+            .trees
+            .into_iter()
+            .zip(ids.into_iter().zip(codes))
+            .map(|(t, (id, code))| stored_tree(t, id, code, survey_id, at))
+            .collect::<Vec<_>>();
+        tracing::debug!(trees = trees.len(), orchards, "import committed");
+        Ok(Imported { survey_id, orchards, trees })
+    }
+
+    async fn orchard(&self, id: &OrchardId) -> Result<Option<Orchard>> {
+        let row = sqlx::query(concat!("SELECT ", orchard_columns!(), " FROM orchards WHERE id = ?1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(orchard_from_row).transpose()
+    }
+
+    async fn orchards(&self) -> Result<Vec<Orchard>> {
+        let rows = sqlx::query(concat!("SELECT ", orchard_columns!(), " FROM orchards ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(orchard_from_row).collect()
+    }
+
+    async fn survey(&self, id: SurveyId) -> Result<Option<Survey>> {
+        let row = sqlx::query(concat!("SELECT ", survey_columns!(), " FROM surveys WHERE id = ?1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(survey_from_row).transpose()
+    }
+
+    async fn tree(&self, id: TreeId) -> Result<Option<Tree>> {
+        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE id = ?1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tree_from_row).transpose()
+    }
+
+    async fn tree_by_code(&self, code: &TreeCode) -> Result<Option<Tree>> {
+        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE code = ?1"))
+            .bind(code.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tree_from_row).transpose()
+    }
+
+    async fn trees_by_ids(&self, ids: &[TreeId]) -> Result<Vec<Tree>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = sqlx::query(concat!(
+            "SELECT ",
+            tree_columns!(),
+            " FROM trees WHERE id IN (SELECT value FROM json_each(?1))"
+        ))
+        .bind(json_ints(ids.iter().map(|id| id.0)))
+        .fetch(&self.pool);
+        let mut out = Vec::with_capacity(ids.len());
+        while let Some(row) = rows.try_next().await? {
+            out.push(tree_from_row(&row)?);
+        }
+        Ok(out)
+    }
+
+    async fn all_trees(&self) -> Result<Vec<Tree>> {
+        if self.in_memory {
+            // Only the pool's one connection can see an in-memory database.
+            return self.all_trees_through_sqlx().await;
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || read_all_trees(&path)).await.map_err(driver_error)?
+    }
+
+    async fn count_trees(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trees").fetch_one(&self.pool).await?;
+        u64::try_from(n).map_err(|_| corrupt("trees", format!("negative count {n}")))
+    }
+
+    async fn update_tree(&self, tree: &Tree) -> Result<Tree> {
+        check_values(tree.location, tree.accuracy_m, tree.height_m, tree.girth_cm)?;
+        let mut tx = self.begin_write().await?;
+        let stored: Option<(i64, DateTime<Utc>)> =
+            sqlx::query_as("SELECT version, created_at FROM trees WHERE id = ?1")
+                .bind(tree.id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| decode_error("trees", e))?;
+        let Some((current, created_at)) = stored else { return Err(Error::NotFound(tree.id)) };
+        if current != tree.version {
+            return Err(Error::Conflict { id: tree.id, current, given: tree.version });
+        }
+        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code = ?1 AND id <> ?2")
+            .bind(tree.code.as_str())
+            .bind(tree.id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if other.is_some() {
+            return Err(Error::DuplicateCode(tree.code.to_string()));
+        }
+        let orchard: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = ?1")
+            .bind(tree.orchard_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if orchard.is_none() {
+            return Err(Error::UnknownOrchard(tree.orchard_id.clone()));
+        }
+        if let Some(SurveyId(s)) = tree.survey_id {
+            let survey: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM surveys WHERE id = ?1").bind(s).fetch_optional(&mut *tx).await?;
+            if survey.is_none() {
+                return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
+            }
+        }
+        // Never before created_at, even if this machine's clock is behind the one that created it.
+        let at = now().max(created_at);
+        let row = sqlx::query(concat!(
+            "UPDATE trees SET code = ?1, lon = ?2, lat = ?3, accuracy_m = ?4, cultivar = ?5, planted_year = ?6, ",
+            "health = ?7, height_m = ?8, girth_cm = ?9, orchard_id = ?10, survey_id = ?11, updated_at = ?12, ",
+            "version = version + 1 WHERE id = ?13 AND version = ?14 RETURNING ",
+            tree_columns!()
+        ))
+        .bind(tree.code.as_str())
+        .bind(tree.location.lon)
+        .bind(tree.location.lat)
+        .bind(tree.accuracy_m)
+        .bind(tree.cultivar.as_str())
+        .bind(tree.planted_year)
+        .bind(tree.health.as_str())
+        .bind(tree.height_m)
+        .bind(tree.girth_cm)
+        .bind(tree.orchard_id.as_str())
+        .bind(tree.survey_id.map(|s| s.0))
+        .bind(at)
+        .bind(tree.id.0)
+        .bind(tree.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // The write lock is held since the version check, so the row cannot have changed.
+        let Some(row) = row else { return Err(Error::Conflict { id: tree.id, current, given: tree.version }) };
+        let updated = tree_from_row(&row)?;
+        sqlx::query("INSERT INTO changes (tree_id, changed_at) VALUES (?1, ?2)")
+            .bind(tree.id.0)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn last_change(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes").fetch_one(&self.pool).await?)
+    }
+
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>> {
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT seq, tree_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .bind(seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| decode_error("changes", e))?;
+        Ok(rows.into_iter().map(|(seq, tree_id)| Change { seq, tree_id: TreeId(tree_id) }).collect())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_sql_has_a_placeholder_per_value() {
+        let sql = insert_trees_sql(3);
+        assert_eq!(sql.matches('?').count(), 3 * VALUES_PER_ROW);
+        assert_eq!(sql.matches("),(").count(), 2);
+    }
+
+    #[test]
+    fn json_lists() {
+        assert_eq!(json_ints([1, -2, 30].into_iter()), "[1,-2,30]");
+        assert_eq!(json_ints(std::iter::empty()), "[]");
+        assert_eq!(json_strings(["a\"b", "c"].into_iter()), r#"["a\"b","c"]"#);
+    }
+}
