@@ -37,12 +37,14 @@ fn index_benches(c: &mut Criterion) {
             black_box(index.nearest(queries[i], 10))
         })
     });
-    // A 90 m x 90 m box over a 9 m grid holds about 100 trees.
-    let boxes: Vec<BBox> = queries
+    // Boxes of 95 m x 95 m over whole orchards (10 x 10 trees, 9 m apart): about 100 trees each.
+    let boxes: Vec<BBox> = trees
         .iter()
-        .map(|q| {
-            let sw = q.offset_m(-45.0, -45.0);
-            let ne = q.offset_m(45.0, 45.0);
+        .step_by(100)
+        .take(4096)
+        .map(|(_, first)| {
+            let sw = first.offset_m(-7.0, -7.0);
+            let ne = first.offset_m(88.0, 88.0);
             BBox { min_lon: sw.lon, min_lat: sw.lat, max_lon: ne.lon, max_lat: ne.lat }
         })
         .collect();
