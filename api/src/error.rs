@@ -54,6 +54,7 @@ impl From<store::Error> for AppError {
     fn from(e: store::Error) -> Self {
         match e {
             store::Error::NotFound(id) => AppError::NotFound(format!("tree {id} not found")),
+            store::Error::Invalid { field, reason } => AppError::BadParameter { param: field, message: reason },
             other => AppError::Internal(other.to_string()),
         }
     }
