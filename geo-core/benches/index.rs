@@ -28,7 +28,7 @@ fn index_benches(c: &mut Criterion) {
     group.bench_function("nearest_k1", |b| {
         b.iter(|| {
             i = (i + 1) % queries.len();
-            black_box(index.nearest(queries[i], 1))
+            black_box(index.nearest_one(queries[i]))
         })
     });
     group.bench_function("nearest_k10", |b| {

@@ -74,7 +74,8 @@ pub fn distance_m(a: LonLat, b: LonLat) -> f64 {
     }
     let dx = n * phi.cos() * dlon.to_radians();
     let dy = m * (b.lat - a.lat).to_radians();
-    dx.hypot(dy)
+    // Plain sqrt: glibc's hypot guards against overflow we cannot have here and costs more.
+    (dx * dx + dy * dy).sqrt()
 }
 
 /// Ellipsoidal Mercator (EPSG:3395) coordinates in metres, `[x, y]`.
