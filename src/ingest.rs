@@ -37,10 +37,7 @@ fn kind_of(path: &Path) -> anyhow::Result<FileKind> {
 
 /// Marks rows naming an orchard that is neither stored nor being imported as
 /// rejected, so the report names the line instead of failing the whole file.
-fn reject_unknown_orchards(
-    parsed: &mut importer::CsvImport,
-    known: &BTreeSet<OrchardId>,
-) {
+fn reject_unknown_orchards(parsed: &mut importer::CsvImport, known: &BTreeSet<OrchardId>) {
     let file = parsed.file_name.clone();
     let mut kept = Vec::with_capacity(parsed.rows.len());
     for row in std::mem::take(&mut parsed.rows) {
@@ -136,7 +133,8 @@ async fn import_orchards(
 pub async fn import_file(path: &Path, db: &str, surveyor: &str, dry_run: bool) -> anyhow::Result<Outcome> {
     let kind = kind_of(path)?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    let file_name =
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
     let store = store::open(db).await?;
     match kind {
         FileKind::TreesCsv => import_trees_csv(store.as_ref(), &bytes, &file_name, surveyor, dry_run, false).await,

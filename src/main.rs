@@ -11,11 +11,16 @@ mod ingest;
 
 /// Durian orchards mapped tree by tree: survey import, spatial API, map tiles.
 #[derive(Parser, Debug)]
-#[command(name = "orchardmap", version, about, after_help = "Examples:\n  \
+#[command(
+    name = "orchardmap",
+    version,
+    about,
+    after_help = "Examples:\n  \
     orchardmap serve --demo                       # sample data on http://127.0.0.1:8080\n  \
     orchardmap import data/orchards.geojson       # orchards first\n  \
     orchardmap import data/trees.csv --db my.db   # then their trees\n  \
-    orchardmap serve --db postgres://postgres@127.0.0.1/orchardmap --bind 0.0.0.0:8080")]
+    orchardmap serve --db postgres://postgres@127.0.0.1/orchardmap --bind 0.0.0.0:8080"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,4 +1,6 @@
 //! End-to-end tests: the real `orchardmap` binary on port 0 against a temporary SQLite file.
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -172,13 +174,15 @@ async fn a_running_server_sees_trees_imported_by_another_process() {
         ),
     )
     .unwrap();
-    let status = Command::new(BIN).arg("import").arg(&csv).arg("--db").arg(&db).env("RUST_LOG", "warn").status().unwrap();
+    let status =
+        Command::new(BIN).arg("import").arg(&csv).arg("--db").arg(&db).env("RUST_LOG", "warn").status().unwrap();
     assert!(status.success());
 
     let written = Instant::now();
     loop {
         let (_, near) = get(&format!("{base}/api/trees/nearest?lon={lon}&lat={lat}&k=1")).await;
-        let hit = features(&near).first().map(|f| f["properties"]["distance_m"].as_f64().unwrap() < 0.01).unwrap_or(false);
+        let hit =
+            features(&near).first().map(|f| f["properties"]["distance_m"].as_f64().unwrap() < 0.01).unwrap_or(false);
         if hit {
             break;
         }

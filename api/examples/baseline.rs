@@ -3,6 +3,8 @@
 //! as `orchardmap serve`.
 //!
 //! `cargo run --release -p orchardmap-api --example baseline -- 127.0.0.1:18081`
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Router;
 use axum::routing::get;

@@ -109,8 +109,12 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, following the change log meanwhile.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let follower = tokio::spawn(follow_changes(self.state.cache.clone(), self.state.store.clone(), self.follow_every));
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let follower =
+            tokio::spawn(follow_changes(self.state.cache.clone(), self.state.store.clone(), self.follow_every));
         let result = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await;
         follower.abort();
         result

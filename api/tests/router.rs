@@ -1,4 +1,6 @@
 //! Router tests: the real router over a temporary SQLite store, driven with `oneshot`.
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 
@@ -70,7 +72,8 @@ async fn nearest_within_and_bbox_agree_with_the_grid() {
     assert!((f[0]["properties"]["distance_m"].as_f64().unwrap() - 0.5).abs() < 0.002);
 
     // Radius 9.01 m around the grid origin: the origin and its two neighbours.
-    let (_, body) = call(&state, &format!("/api/trees/within?lon={}&lat={}&radius_m=9.01", ORIGIN.lon, ORIGIN.lat)).await;
+    let (_, body) =
+        call(&state, &format!("/api/trees/within?lon={}&lat={}&radius_m=9.01", ORIGIN.lon, ORIGIN.lat)).await;
     assert_eq!(body["numberMatched"], 3);
 
     // Paging: 25 trees, 10 a page.

@@ -1,5 +1,7 @@
 //! Deterministic, realistic bench fixtures: orchards of about 100 trees on
 //! 9 m planting grids scattered over a 100 km square of Đắk Lắk.
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use geo_core::{LonLat, TreeId};
 use rand::{Rng, SeedableRng};

@@ -1,6 +1,9 @@
 //! TreeIndex benchmarks on 1,000,000 trees (fixed seeds).
 //!
 //! `cargo bench -p orchardmap-geo-core --bench index`
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 

@@ -2,12 +2,15 @@
 //! counting the bytes the allocator hands out while building it.
 //!
 //! `cargo run --release -p orchardmap-geo-core --example index_memory`
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::System;
 
 use cap::Cap;
 use geo_core::TreeIndex;
 
+#[allow(dead_code)] // the example uses only the tree generator
 #[path = "../benches/fixture.rs"]
 mod fixture;
 

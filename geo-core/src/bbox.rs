@@ -58,7 +58,11 @@ impl FromStr for BBox {
         }
         let mut v = [0.0; 4];
         for (slot, part) in v.iter_mut().zip(&parts) {
-            *slot = part.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad(&format!("{part:?} is not a number")))?;
+            *slot = part
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| bad(&format!("{part:?} is not a number")))?;
         }
         let [min_lon, min_lat, max_lon, max_lat] = v;
         if !(-180.0..=180.0).contains(&min_lon) || !(-180.0..=180.0).contains(&max_lon) {

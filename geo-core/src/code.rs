@@ -50,10 +50,7 @@ impl TreeCode {
     /// The code for serial number `serial` (0 ≤ serial < 31^6). Distinct serials give distinct codes.
     pub fn from_serial(serial: u64) -> Result<Self> {
         if serial >= CODE_SPACE {
-            return Err(Error::BadCode {
-                value: serial.to_string(),
-                reason: "serial is beyond the 31^6 code space",
-            });
+            return Err(Error::BadCode { value: serial.to_string(), reason: "serial is beyond the 31^6 code space" });
         }
         let mut x = (serial * MUL + ADD) % CODE_SPACE;
         let mut bytes = [0u8; PAYLOAD_LEN + 1];

@@ -1,7 +1,7 @@
 //! The in-memory spatial index over tree positions.
 
 use geo::{Contains, Coord, LineString, Point, Polygon};
-use rstar::{AABB, Envelope, ParentNode, PointDistance, RStarInsertionStrategy, RTree, RTreeNode, RTreeObject, RTreeParams};
+use rstar::{AABB, ParentNode, PointDistance, RStarInsertionStrategy, RTree, RTreeNode, RTreeObject, RTreeParams};
 
 use crate::bbox::BBox;
 use crate::geodesy::{LonLat, distance_m, mercator, mercator_scale};
@@ -123,22 +123,22 @@ impl TreeIndex {
 
     /// The tree nearest to `at` (`None` when the index is empty); `nearest(at, 1)` without the `Vec`.
     pub fn nearest_one(&self, at: LonLat) -> Option<Neighbor> {
-        nearest_one(self.tree.root(), &mercator(at))
-            .map(|e| Neighbor { id: e.id, location: e.location, distance_m: distance_m(at, e.location) })
+        nearest_one(self.tree.root(), &mercator(at)).map(|e| Neighbor {
+            id: e.id,
+            location: e.location,
+            distance_m: distance_m(at, e.location),
+        })
     }
 
     /// The `k` trees nearest to `at`, nearest first.
     pub fn nearest(&self, at: LonLat, k: usize) -> Vec<Neighbor> {
         let q = mercator(at);
-        let neighbor = |e: &IndexedTree| Neighbor { id: e.id, location: e.location, distance_m: distance_m(at, e.location) };
+        let neighbor =
+            |e: &IndexedTree| Neighbor { id: e.id, location: e.location, distance_m: distance_m(at, e.location) };
         if k == 1 {
             return self.nearest_one(at).into_iter().collect();
         }
-        self.tree
-            .nearest_neighbor_iter(&q)
-            .take(k)
-            .map(neighbor)
-            .collect()
+        self.tree.nearest_neighbor_iter(&q).take(k).map(neighbor).collect()
     }
 
     /// Every tree within `radius_m` metres of `at`, nearest first.
@@ -262,7 +262,9 @@ mod tests {
     fn random(n: usize, seed: u64) -> Vec<(TreeId, LonLat)> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..n)
-            .map(|i| (TreeId(i as i64), ORIGIN.offset_m(rng.gen_range(-2000.0..2000.0), rng.gen_range(-2000.0..2000.0))))
+            .map(|i| {
+                (TreeId(i as i64), ORIGIN.offset_m(rng.gen_range(-2000.0..2000.0), rng.gen_range(-2000.0..2000.0)))
+            })
             .collect()
     }
 

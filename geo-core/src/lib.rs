@@ -33,7 +33,5 @@ pub use code::TreeCode;
 pub use error::{Error, Problem, Result};
 pub use geodesy::{LonLat, distance_m, mercator, mercator_scale};
 pub use index::{IndexedTree, Neighbor, TreeIndex, polygon_from_ring};
-pub use model::{
-    Cultivar, Health, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId, KNOWN_CULTIVARS,
-};
-pub use validate::{VIETNAM, Region};
+pub use model::{Cultivar, Health, KNOWN_CULTIVARS, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId};
+pub use validate::{Region, VIETNAM};

@@ -37,9 +37,8 @@ impl OrchardId {
     /// Checks and wraps an orchard identifier.
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
-        let ok = !id.is_empty()
-            && id.len() <= 40
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok =
+            !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(id))
         } else {
@@ -140,7 +139,8 @@ pub struct Cultivar(String);
 impl Cultivar {
     /// Normalises a cultivar name.
     pub fn new(name: &str) -> Self {
-        let key: String = name.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_lowercase).collect();
+        let key: String =
+            name.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_lowercase).collect();
         let canonical = match key.as_str() {
             "ri6" => Some("Ri6"),
             "monthong" | "dona" | "monthongdona" => Some("Monthong"),
@@ -148,7 +148,9 @@ impl Cultivar {
             "blackthorn" | "d200" => Some("Black Thorn"),
             _ => KNOWN_CULTIVARS
                 .iter()
-                .find(|k| k.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect::<String>() == key)
+                .find(|k| {
+                    k.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect::<String>() == key
+                })
                 .copied(),
         };
         Self(canonical.map(str::to_string).unwrap_or_else(|| name.trim().to_string()))

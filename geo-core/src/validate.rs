@@ -149,20 +149,34 @@ impl Orchard {
             out.push(Problem::new("province", "", "is required"));
         }
         if let Some(code) = &self.planting_area_code {
-            let ok = !code.is_empty() && code.len() <= 40 && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '/');
+            let ok = !code.is_empty()
+                && code.len() <= 40
+                && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '/');
             if !ok {
-                out.push(Problem::new("planting_area_code", code, "must be 1-40 characters of letters, digits, '-', '.', '/'"));
+                out.push(Problem::new(
+                    "planting_area_code",
+                    code,
+                    "must be 1-40 characters of letters, digits, '-', '.', '/'",
+                ));
             }
         }
         if let Some(poly) = &self.boundary {
             let ring = &poly.exterior().0;
             if ring.len() < 4 {
-                out.push(Problem::new("boundary", format!("{} positions", ring.len()), "a ring needs at least 4 positions"));
+                out.push(Problem::new(
+                    "boundary",
+                    format!("{} positions", ring.len()),
+                    "a ring needs at least 4 positions",
+                ));
             } else if ring.first() != ring.last() {
                 out.push(Problem::new("boundary", "", "ring is not closed (first and last positions differ)"));
             }
             if let Some(c) = ring.iter().find(|c| !region.bbox.contains(LonLat::new(c.x, c.y))) {
-                out.push(Problem::new("boundary", format!("{},{}", c.x, c.y), format!("position is outside {}", region.name)));
+                out.push(Problem::new(
+                    "boundary",
+                    format!("{},{}", c.x, c.y),
+                    format!("position is outside {}", region.name),
+                ));
             }
         }
         finish(out)

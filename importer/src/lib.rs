@@ -1,1 +1,83 @@
-//! placeholder
+//! Survey import for orchardmap: turns files into validated domain records.
+//!
+//! This crate only parses. It reads no paths and touches no database: the
+//! caller opens the file, passes a reader and the name to use in messages,
+//! and stores what comes back (orchards first, then trees).
+//!
+//! * [`read_trees_csv`]: tree rows from a CSV in the form of `data/trees.csv`,
+//!   with a [`RowProblem`] (file, line, field, value, reason, [`Severity`])
+//!   for every rejected row and every warning.
+//! * [`read_orchards_geojson`]: orchards with boundaries from a GeoJSON
+//!   FeatureCollection in the form of `data/orchards.geojson`; all or nothing.
+//! * [`FileKind::from_file_name`]: which reader a file name calls for.
+//!
+//! An [`Error`] means the whole file is unusable (unreadable, empty, not
+//! UTF-8, missing columns, not GeoJSON, invalid features); its message starts
+//! with the file name.
+//!
+//! ```
+//! let csv = "lat,lon,accuracy_m,cultivar,planted_year,health,orchard,surveyed_at\n\
+//!            12.6405,108.1270,4.4,Ri6,2021,good,DL-CK-EATIEU-001,2025-03-03 08:16:17\n\
+//!            1270.5,108.1271,4.0,Ri6,2021,good,DL-CK-EATIEU-001,2025-03-03 08:16:44\n";
+//! let import = importer::read_trees_csv(csv.as_bytes(), "survey.csv", 2026).unwrap();
+//! assert_eq!(import.rows.len(), 1);
+//! assert_eq!(import.rows[0].surveyed_at.unwrap().to_rfc3339(), "2025-03-03T01:16:17+00:00");
+//! assert_eq!(
+//!     import.problems[0].to_string(),
+//!     "survey.csv line 3: lat 1270.5: latitude must be within -90..90"
+//! );
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod orchards_geojson;
+mod problem;
+mod text;
+mod trees_csv;
+
+pub use error::{Error, Result};
+pub use orchards_geojson::{OrchardImport, parse_orchards_geojson, read_orchards_geojson};
+pub use problem::{FeatureProblem, RowProblem, Severity};
+pub use trees_csv::{
+    ACCURACY_WARNING_M, CsvImport, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TreeRow, parse_time, parse_trees_csv,
+    read_trees_csv,
+};
+
+/// The kinds of file this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// Trees, one per row: [`read_trees_csv`].
+    TreesCsv,
+    /// Orchards with boundaries: [`read_orchards_geojson`].
+    OrchardsGeoJson,
+}
+
+impl FileKind {
+    /// The kind a file name's extension calls for (`.csv`; `.geojson` or
+    /// `.json`), case-insensitively; `None` for anything else.
+    pub fn from_file_name(name: &str) -> Option<FileKind> {
+        let ext = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())?;
+        match ext.as_str() {
+            "csv" => Some(FileKind::TreesCsv),
+            "geojson" | "json" => Some(FileKind::OrchardsGeoJson),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_kind_follows_the_extension() {
+        assert_eq!(FileKind::from_file_name("data/trees.csv"), Some(FileKind::TreesCsv));
+        assert_eq!(FileKind::from_file_name("SURVEY.CSV"), Some(FileKind::TreesCsv));
+        assert_eq!(FileKind::from_file_name("orchards.geojson"), Some(FileKind::OrchardsGeoJson));
+        assert_eq!(FileKind::from_file_name("x.json"), Some(FileKind::OrchardsGeoJson));
+        assert_eq!(FileKind::from_file_name("track.gpx"), None);
+        assert_eq!(FileKind::from_file_name("README"), None);
+    }
+}

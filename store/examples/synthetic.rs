@@ -2,6 +2,8 @@
 //! a 100 km square of Đắk Lắk), for load tests and start-up measurements.
 //!
 //! `cargo run --release -p orchardmap-store --example synthetic -- big.db 1000000`
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::Utc;
 use geo_core::{Cultivar, Health, LonLat, NewTree, Orchard, OrchardId, Survey, SurveyId};

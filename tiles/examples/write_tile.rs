@@ -4,6 +4,8 @@
 //! cargo run -p orchardmap-tiles --example write_tile -- /tmp/tile.mvt
 //! ogrinfo -al -oo Z=16 -oo X=52437 -oo Y=30440 /tmp/tile.mvt
 //! ```
+// A panic in a test, bench or example is a failure report; unwrap is fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::borrow::Cow;
 

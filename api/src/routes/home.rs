@@ -32,17 +32,31 @@ pub async fn home(State(state): State<AppState>) -> Html<String> {
     if let Some(t) = &example {
         let (lon, lat) = (t.location.lon, t.location.lat);
         links.push((format!("/api/trees/{}", t.code), format!("Cây {} / tree by tag code", t.code)));
-        links.push((format!("/api/trees/nearest?lon={lon:.6}&lat={lat:.6}&k=5"), "5 cây gần nhất / 5 nearest trees".into()));
-        links.push((format!("/api/trees/within?lon={lon:.6}&lat={lat:.6}&radius_m=30"), "Cây trong bán kính 30 m / trees within 30 m".into()));
         links.push((
-            format!("/api/trees?bbox={:.5},{:.5},{:.5},{:.5}&limit=20", lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002),
+            format!("/api/trees/nearest?lon={lon:.6}&lat={lat:.6}&k=5"),
+            "5 cây gần nhất / 5 nearest trees".into(),
+        ));
+        links.push((
+            format!("/api/trees/within?lon={lon:.6}&lat={lat:.6}&radius_m=30"),
+            "Cây trong bán kính 30 m / trees within 30 m".into(),
+        ));
+        links.push((
+            format!(
+                "/api/trees?bbox={:.5},{:.5},{:.5},{:.5}&limit=20",
+                lon - 0.002,
+                lat - 0.002,
+                lon + 0.002,
+                lat + 0.002
+            ),
             "Cây trong khung / trees in a box, paged".into(),
         ));
         links.push((format!("/api/orchards/{}", t.orchard_id), format!("Vườn {} / orchard", t.orchard_id)));
     }
     let items: String = links
         .iter()
-        .map(|(href, label)| format!("<li><a href=\"{}\">{}</a> <code>{}</code></li>\n", escape(href), escape(label), escape(href)))
+        .map(|(href, label)| {
+            format!("<li><a href=\"{}\">{}</a> <code>{}</code></li>\n", escape(href), escape(label), escape(href))
+        })
         .collect();
     Html(format!(
         "<!doctype html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\">\

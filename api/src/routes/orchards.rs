@@ -4,9 +4,9 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use geo_core::OrchardId;
 
+use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::geojson::orchard_feature;
-use crate::AppState;
 
 /// `GET /api/orchards/{id}`: the orchard with its boundary and tree count.
 pub async fn get_orchard(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use geo_core::{TreeCode, TreeId};
 use serde_json::json;
 
+use crate::AppState;
 use crate::error::{AppError, Result};
 use crate::geojson::{TreeCollection, TreeFeature};
 use crate::params::Params;
-use crate::AppState;
 
 /// Largest `k` for `/api/trees/nearest`.
 pub const MAX_K: usize = 1000;
@@ -48,7 +48,9 @@ pub async fn list_trees(State(state): State<AppState>, RawQuery(raw): RawQuery) 
     let limit = params.usize_in("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let after = match params.get("cursor") {
         None | Some("") => i64::MIN,
-        Some(c) => c.parse::<i64>().map_err(|_| AppError::bad("cursor", format!("{c:?} is not a cursor from a next link")))?,
+        Some(c) => {
+            c.parse::<i64>().map_err(|_| AppError::bad("cursor", format!("{c:?} is not a cursor from a next link")))?
+        }
     };
     let set = state.cache.read();
     let mut ids: Vec<TreeId> = set.index.in_bbox(&bbox).map(|e| e.id).collect();
