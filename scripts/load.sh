@@ -4,14 +4,17 @@
 #   scripts/load.sh [DB] [DURATION]
 #
 # DB defaults to a demo database made in a temp dir (the 10,000-tree sample);
-# pass a bigger SQLite file (scripts/make-big-db.sh) to load it with more trees.
-# Needs wrk (apt-get install wrk).
+# pass a bigger SQLite file to load it with more trees, e.g. one made by
+#   cargo run --release -p orchardmap-store --example synthetic -- /tmp/big.db 1000000
+# Needs wrk, curl and python3; installs wrk with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${2:-15s}"
 CONNS=32
 THREADS=2
-command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+fi
 
 cargo build --release -q -p orchardmap --bin orchardmap
 cargo build --release -q -p orchardmap-api --example baseline
