@@ -24,6 +24,7 @@ for run in $(seq 1 "$RUNS"); do
   end=$(date +%s.%N)
   rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   timings=$(grep -o 'read_ms=[0-9]*\|index_ms=[0-9]*' "$LOG" | tr '\n' ' ')
-  python3 -c "print(f'run $run: /healthz after {$end - $start:.2f} s, RSS {$rss_kb/1024:.0f} MiB, $timings, $health')"
+  python3 -c 'import sys; r, s, e, kb, t, h = sys.argv[1:]; print(f"run {r}: /healthz after {float(e) - float(s):.2f} s, RSS {int(kb) / 1024:.0f} MiB, {t}{h}")' \
+    "$run" "$start" "$end" "$rss_kb" "$timings" "$health"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
