@@ -24,7 +24,9 @@ mod bbox;
 mod code;
 mod error;
 mod geodesy;
+mod grid;
 mod index;
+mod locate;
 mod model;
 mod validate;
 
@@ -32,6 +34,10 @@ pub use bbox::BBox;
 pub use code::TreeCode;
 pub use error::{Error, Problem, Result};
 pub use geodesy::{LonLat, distance_m, mercator, mercator_scale};
+pub use grid::{CellHasher, PointGrid};
 pub use index::{IndexedTree, Neighbor, TreeIndex, polygon_from_ring};
-pub use model::{Cultivar, Health, KNOWN_CULTIVARS, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId};
+pub use locate::OrchardLocator;
+pub use model::{
+    Cultivar, Health, KNOWN_CULTIVARS, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId, TreeRef,
+};
 pub use validate::{Region, VIETNAM};

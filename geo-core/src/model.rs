@@ -22,6 +22,25 @@ impl fmt::Display for TreeId {
     }
 }
 
+/// How a survey row or a request names an existing tree: by database id or
+/// by the tag code printed on its trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TreeRef {
+    /// By database id.
+    Id(TreeId),
+    /// By tag code.
+    Code(crate::TreeCode),
+}
+
+impl fmt::Display for TreeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TreeRef::Id(id) => write!(f, "tree id {id}"),
+            TreeRef::Code(code) => write!(f, "tree code {code}"),
+        }
+    }
+}
+
 /// Database identifier of a survey (one upload by one volunteer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
