@@ -79,7 +79,7 @@ impl<T: Copy> PointGrid<T> {
     /// The point closest to `location` within `radius_m` metres, with its
     /// distance; ties go to the point inserted last.
     pub fn nearest_within(&self, location: LonLat, radius_m: f64) -> Option<(T, f64)> {
-        if !(radius_m >= 0.0) || self.points.is_empty() {
+        if radius_m.is_nan() || radius_m < 0.0 || self.points.is_empty() {
             return None;
         }
         let m = mercator(location);

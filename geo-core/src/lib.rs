@@ -3,8 +3,9 @@
 //! This crate does no I/O: no files, no network, no database. It defines what a
 //! [`Tree`], an [`Orchard`] and a [`Survey`] are, how a record is validated
 //! ([`Tree::validate`] returns *every* problem, each naming the field and value),
-//! the printable tag [`TreeCode`], the distance model ([`distance_m`]) and the
-//! in-memory R-tree [`TreeIndex`].
+//! the printable tag [`TreeCode`], the distance model ([`distance_m`]), the
+//! in-memory R-tree [`TreeIndex`] and survey coordinate systems ([`Crs`]: WGS 84,
+//! UTM, Web Mercator and VN-2000, in pure Rust).
 //!
 //! ```
 //! use geo_core::{LonLat, TreeId, TreeIndex};
@@ -22,6 +23,7 @@
 
 mod bbox;
 mod code;
+pub mod crs;
 mod error;
 mod geodesy;
 mod grid;
@@ -32,6 +34,7 @@ mod validate;
 
 pub use bbox::BBox;
 pub use code::TreeCode;
+pub use crs::{Crs, CrsError};
 pub use error::{Error, Problem, Result};
 pub use geodesy::{LonLat, distance_m, mercator, mercator_scale};
 pub use grid::{CellHasher, PointGrid};

@@ -30,12 +30,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod crs_proj;
 mod error;
 mod orchards_geojson;
 mod problem;
 mod text;
 mod trees_csv;
 
+#[cfg(feature = "proj")]
+pub use crs_proj::ProjCrs;
+pub use crs_proj::Reprojector;
 pub use error::{Error, Result};
 pub use orchards_geojson::{OrchardImport, parse_orchards_geojson, read_orchards_geojson};
 pub use problem::{FeatureProblem, RowProblem, Severity};
