@@ -1,120 +1,71 @@
-//! From survey files to the store: runs the importer, prints its report, and
-//! writes the accepted rows as one `ImportBatch` (one transaction).
+//! `orchardmap import`: survey files through the importer pipeline into the
+//! store, with a progress bar on a terminal and a summary at the end; and
+//! the bundled sample for `serve --demo`.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use chrono::{Datelike, Utc};
-use geo_core::OrchardId;
-use importer::{FileKind, RowProblem, Severity};
+use importer::pipeline::{self, ImportOptions, Input, Progress, Report, RowStatus};
 use store::{ImportBatch, Storage};
 
 /// The bundled sample, compiled in so `serve --demo` works from any directory.
 const SAMPLE_ORCHARDS: &[u8] = include_bytes!("../data/orchards.geojson");
 const SAMPLE_TREES: &[u8] = include_bytes!("../data/trees.csv");
 
-/// What an import did.
+/// What `orchardmap import` was asked to do.
+#[derive(Debug)]
+pub struct ImportJob {
+    /// The survey or orchards file.
+    pub file: PathBuf,
+    /// Database location.
+    pub db: String,
+    /// Options as `name=value` pairs, in the order given (see [`pipeline::OPTION_NAMES`]).
+    pub options: Vec<(&'static str, String)>,
+    /// `--format orchards`: an orchards GeoJSON (boundaries), not trees.
+    pub orchards: bool,
+    /// Where to write the JSON report.
+    pub report: Option<PathBuf>,
+    /// Where to write rejected rows (default: beside the input).
+    pub rejects: Option<PathBuf>,
+}
+
+/// What an import did, for the exit code.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Trees written (or that would be, in a dry run).
-    pub imported: usize,
+    /// Trees inserted or updated (or that would be, in a dry run).
+    pub imported: u64,
     /// Rows not imported.
-    pub rejected: usize,
-    /// Rows imported with a warning.
-    pub warnings: usize,
+    pub rejected: u64,
     /// Orchards created or updated.
     pub orchards: usize,
 }
 
-fn kind_of(path: &Path) -> anyhow::Result<FileKind> {
-    let name = path.to_string_lossy();
-    match FileKind::from_file_name(&name) {
-        Some(kind) => Ok(kind),
-        None => bail!("{name}: unknown file type; expected a trees .csv or an orchards .geojson"),
+/// True when a GeoJSON file holds orchard boundaries rather than tree
+/// points: the first geometry type in its first megabyte is a polygon.
+fn looks_like_orchards(path: &Path) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if !matches!(ext.as_str(), "geojson" | "json") {
+        return Ok(false);
     }
+    let mut head = Vec::with_capacity(1 << 20);
+    std::fs::File::open(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8_lossy(&head);
+    let first = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
+    let polygon = first("\"Polygon\"").min(first("\"MultiPolygon\""));
+    Ok(polygon < first("\"Point\""))
 }
 
-/// Marks rows naming an orchard that is neither stored nor being imported as
-/// rejected, so the report names the line instead of failing the whole file.
-fn reject_unknown_orchards(parsed: &mut importer::CsvImport, known: &BTreeSet<OrchardId>) {
-    let file = parsed.file_name.clone();
-    let mut kept = Vec::with_capacity(parsed.rows.len());
-    for row in std::mem::take(&mut parsed.rows) {
-        if known.contains(&row.tree.orchard_id) {
-            kept.push(row);
-        } else {
-            parsed.problems.push(RowProblem {
-                file: file.clone(),
-                line: row.line,
-                field: "orchard".into(),
-                value: row.tree.orchard_id.to_string(),
-                reason: "is not a known orchard (import its boundary GeoJSON first)".into(),
-                severity: Severity::Rejected,
-            });
-        }
-    }
-    parsed.rows = kept;
-    parsed.problems.sort_by_key(|p| p.line);
-}
-
-async fn import_trees_csv(
-    store: &dyn Storage,
-    bytes: &[u8],
-    file_name: &str,
-    surveyor: &str,
-    dry_run: bool,
-    quiet: bool,
-) -> anyhow::Result<Outcome> {
-    let now = Utc::now();
-    let mut parsed = importer::parse_trees_csv(bytes, file_name, now.year())?;
-    let known: BTreeSet<OrchardId> = store.orchards().await?.into_iter().map(|o| o.id).collect();
-    reject_unknown_orchards(&mut parsed, &known);
-    if !quiet {
-        for problem in &parsed.problems {
-            println!("{problem}");
-        }
-    }
-    let rejected_rows: BTreeSet<u64> = parsed.rejected().map(|p| p.line).collect();
-    let warned_rows: BTreeSet<u64> = parsed.warnings().map(|p| p.line).collect();
-    let mut outcome = Outcome {
-        imported: parsed.rows.len(),
-        rejected: rejected_rows.len(),
-        warnings: warned_rows.difference(&rejected_rows).count(),
-        orchards: 0,
-    };
-    if !dry_run && !parsed.rows.is_empty() {
-        let survey = parsed.survey(surveyor, now);
-        let written = store
-            .import(ImportBatch { survey: Some(survey), orchards: vec![], trees: parsed.into_trees() })
-            .await
-            .with_context(|| format!("{file_name}: nothing was imported"))?;
-        outcome.imported = written.trees.len();
-    }
-    if !quiet {
-        println!(
-            "{file_name}: {} trees {}, {} rows rejected, {} rows with warnings",
-            outcome.imported,
-            if dry_run { "would be imported (dry run)" } else { "imported" },
-            outcome.rejected,
-            outcome.warnings
-        );
-    }
-    Ok(outcome)
-}
-
-async fn import_orchards(
-    store: &dyn Storage,
-    bytes: &[u8],
-    file_name: &str,
-    dry_run: bool,
-    quiet: bool,
-) -> anyhow::Result<Outcome> {
+async fn import_orchards(store: &dyn Storage, bytes: &[u8], file_name: &str, dry_run: bool) -> anyhow::Result<Outcome> {
     let parsed = importer::parse_orchards_geojson(bytes, file_name)?;
-    if !quiet {
-        for warning in &parsed.warnings {
-            println!("warning: {warning}");
-        }
+    for warning in &parsed.warnings {
+        eprintln!("warning: {warning}");
     }
     let count = parsed.orchards.len();
     if !dry_run {
@@ -123,32 +74,117 @@ async fn import_orchards(
             .await
             .with_context(|| format!("{file_name}: nothing was imported"))?;
     }
-    if !quiet {
-        println!("{file_name}: {count} orchards {}", if dry_run { "checked (dry run)" } else { "imported" });
-    }
     Ok(Outcome { orchards: count, ..Outcome::default() })
 }
 
-/// `orchardmap import FILE`.
-pub async fn import_file(path: &Path, db: &str, surveyor: &str, dry_run: bool) -> anyhow::Result<Outcome> {
-    let kind = kind_of(path)?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file_name =
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
-    let store = store::open(db).await?;
-    match kind {
-        FileKind::TreesCsv => import_trees_csv(store.as_ref(), &bytes, &file_name, surveyor, dry_run, false).await,
-        FileKind::OrchardsGeoJson => import_orchards(store.as_ref(), &bytes, &file_name, dry_run, false).await,
-        _ => bail!("{file_name}: this file type cannot be imported yet"),
+fn progress_bar(size: Option<u64>) -> Arc<dyn Fn(Progress) + Send + Sync> {
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return Arc::new(|_| {});
     }
+    let bar = match size {
+        Some(len) => indicatif::ProgressBar::new(len).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    Arc::new(move |p: Progress| {
+        bar.set_position(p.bytes);
+        bar.set_message(format!("{} rows", p.rows));
+    })
+}
+
+/// `orchardmap import FILE ...`: prints the summary to stdout and returns
+/// the outcome for the exit code.
+pub async fn import_file(job: ImportJob) -> anyhow::Result<Outcome> {
+    let store = store::open(&job.db).await?;
+    let dry_run = job.options.iter().any(|(n, v)| *n == "dry_run" && v == "true");
+    if job.orchards || looks_like_orchards(&job.file)? {
+        let bytes = std::fs::read(&job.file).with_context(|| format!("cannot read {}", job.file.display()))?;
+        let name = job.file.display().to_string();
+        let outcome = import_orchards(store.as_ref(), &bytes, &name, dry_run).await?;
+        println!(
+            "{name}: {} orchards {}",
+            outcome.orchards,
+            if dry_run { "checked (dry run: nothing written)" } else { "imported" }
+        );
+        return Ok(outcome);
+    }
+
+    let mut opts = ImportOptions::default();
+    for (name, value) in &job.options {
+        if let Err(e) = opts.set(name, value) {
+            bail!("--{}: {e}", name.replace('_', "-"));
+        }
+    }
+    let input = Input::from_path(&job.file)?;
+    let progress = progress_bar(input.size());
+    let rejects = job.rejects.clone().unwrap_or_else(|| pipeline::default_reject_path(&job.file));
+    let report = pipeline::import(store, input, opts, Some(&rejects), progress).await?;
+    print_report(&report, dry_run);
+    if let Some(path) = &job.report {
+        let json = serde_json::to_vec_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        println!("  report written to {}", path.display());
+    }
+    Ok(Outcome { imported: report.inserted + report.updated, rejected: report.rejected, orchards: 0 })
+}
+
+fn print_report(report: &Report, dry_run: bool) {
+    if dry_run {
+        println!("mapping:");
+        for line in &report.mapping {
+            println!("  {line}");
+        }
+        if !report.preview.is_empty() {
+            println!("preview:");
+            for row in &report.preview {
+                let at = |v: Option<f64>| v.map(|v| format!("{v:.7}")).unwrap_or_else(|| "-".into());
+                println!(
+                    "  {:<12} {:<28} {} {} {} {} {} {}",
+                    row.at,
+                    row.action,
+                    at(row.lat),
+                    at(row.lon),
+                    row.orchard.as_deref().unwrap_or("-"),
+                    row.cultivar.as_deref().unwrap_or("-"),
+                    row.planted_year.map(|y| y.to_string()).unwrap_or_else(|| "-".into()),
+                    row.health.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+    }
+    // Row by row first (a screenful), then the summary.
+    const SHOWN: usize = 50;
+    for p in report.problems.iter().take(SHOWN) {
+        let status = match p.status {
+            RowStatus::Rejected => "",
+            RowStatus::Warning => "warning: ",
+            RowStatus::Duplicate => "duplicate: ",
+        };
+        let value = if p.value.is_empty() { String::new() } else { format!(" {}", p.value) };
+        println!("{} {}: {status}{}{value}: {}", report.file, p.at, p.field, p.reason);
+    }
+    if report.problems.len() > SHOWN {
+        println!("  ... {} more in the report (--report FILE)", report.problems.len() - SHOWN);
+    }
+    print!("{}", report.summary());
 }
 
 /// Imports the bundled sample (orchards, then trees) for `serve --demo`.
-pub async fn import_sample(store: &dyn Storage) -> anyhow::Result<Outcome> {
-    let orchards = import_orchards(store, SAMPLE_ORCHARDS, "data/orchards.geojson", false, true).await?;
-    let trees = import_trees_csv(store, SAMPLE_TREES, "data/trees.csv", "orchardmap sample", false, true).await?;
-    if trees.rejected > 0 {
-        bail!("the bundled sample has {} rejected rows", trees.rejected);
+pub async fn import_sample(store: Arc<dyn Storage>) -> anyhow::Result<Outcome> {
+    let orchards = import_orchards(store.as_ref(), SAMPLE_ORCHARDS, "data/orchards.geojson", false).await?;
+    // The sample is known to hold distinct trees, a few of them under 2 m apart (GPS noise).
+    let opts = ImportOptions { surveyor: "orchardmap sample".into(), allow_near: true, ..ImportOptions::default() };
+    let input = Input::from_bytes("data/trees.csv", SAMPLE_TREES.to_vec());
+    let report = pipeline::import(store, input, opts, None, Arc::new(|_| {})).await?;
+    if report.rejected > 0 || report.duplicates > 0 {
+        bail!(
+            "the bundled sample has {} rejected and {} duplicate rows: {}",
+            report.rejected,
+            report.duplicates,
+            report.summary()
+        );
     }
-    Ok(Outcome { orchards: orchards.orchards, ..trees })
+    Ok(Outcome { imported: report.inserted, rejected: 0, orchards: orchards.orchards })
 }

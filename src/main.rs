@@ -26,6 +26,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the import variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP service: loads every tree into memory and follows the database for changes.
@@ -40,23 +42,76 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Import a survey file: a trees CSV (lat, lon, accuracy_m, cultivar, planted_year, health,
-    /// orchard, surveyed_at) or an orchards GeoJSON FeatureCollection of polygons.
+    /// Import a survey file: trees from CSV (plain, KoboToolbox or ODK Central exports), GeoJSON,
+    /// newline-delimited GeoJSON, GPX waypoints or KML placemarks; or orchard boundaries from a
+    /// GeoJSON FeatureCollection of polygons.
     ///
-    /// Exit codes: 0 all rows imported (warnings allowed), 2 some rows rejected (the others were
-    /// imported), 1 nothing imported (unreadable file, missing column, unknown orchard, database error).
+    /// The whole file is one transaction: every accepted row or nothing. Rows close to a stored
+    /// tree (or to an earlier row) are reported as probable duplicates; rows naming a tree id or
+    /// tag code update that tree. Importing the same file again does nothing.
+    ///
+    /// Exit codes: 0 imported (warnings and duplicates allowed), 2 some rows rejected (the others
+    /// were imported, the rejected ones written to a reject file), 1 nothing imported (unreadable
+    /// file, bad option, database error).
+    #[command(after_help = "Examples:\n  \
+    orchardmap import kobo-export.csv --surveyor \"Nguyễn Văn A\"\n  \
+    orchardmap import survey.csv --crs EPSG:9218 --map x=Toa_do_X --map y=Toa_do_Y --dry-run\n  \
+    orchardmap import waypoints.gpx --orchard DL-CK-EATIEU-001 --report report.json")]
     Import {
-        /// The file to import (.csv or .geojson/.json).
+        /// The file to import.
         file: PathBuf,
         /// SQLite file path or postgres:// URL.
         #[arg(long, env = "DATABASE_URL", default_value = "orchardmap.db")]
         db: String,
-        /// Who made the survey (recorded with the trees).
-        #[arg(long, default_value = "unknown")]
-        surveyor: String,
-        /// Check and report without writing anything.
+        /// csv, geojson, geojsonseq, gpx, kml, or orchards (boundaries); detected when absent.
+        #[arg(long)]
+        format: Option<String>,
+        /// Coordinate system of x/y columns: EPSG:NNNN (VN-2000 zones, UTM 48N/49N, 3857 built in)
+        /// or a PROJ string.
+        #[arg(long)]
+        crs: Option<String>,
+        /// The file's latitude and longitude columns are swapped: swap them back.
+        #[arg(long)]
+        swap_xy: bool,
+        /// Map a field to a column or property, e.g. --map "lat=Vĩ độ" (repeatable).
+        #[arg(long = "map", value_name = "FIELD=COLUMN")]
+        map: Vec<String>,
+        /// Accept only points in this box (default: Vietnam).
+        #[arg(long, value_name = "MINLON,MINLAT,MAXLON,MAXLAT")]
+        region: Option<String>,
+        /// GPS accuracy (metres) above which a row gets a warning [default: 10].
+        #[arg(long, value_name = "M")]
+        accuracy_warn_m: Option<String>,
+        /// GPS accuracy (metres) above which a row is rejected [default: 25].
+        #[arg(long, value_name = "M")]
+        accuracy_reject_m: Option<String>,
+        /// A new row this close to a tree is a probable duplicate [default: 2].
+        #[arg(long, value_name = "M")]
+        same_tree_radius_m: Option<String>,
+        /// A new row this close to a tree gets a "nearby tree" warning [default: 4].
+        #[arg(long, value_name = "M")]
+        nearby_radius_m: Option<String>,
+        /// Insert probable duplicates anyway.
+        #[arg(long)]
+        allow_near: bool,
+        /// Show the column mapping, a preview and the report; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Who made the survey (recorded with it).
+        #[arg(long, default_value = "unknown")]
+        surveyor: String,
+        /// The device used (phone model, GPS unit).
+        #[arg(long)]
+        device: Option<String>,
+        /// Orchard for rows that name none (otherwise found from the orchard boundaries).
+        #[arg(long)]
+        orchard: Option<String>,
+        /// Write the full report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Where to write rejected rows [default: NAME.rejected.EXT beside the input].
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
     },
 }
 
@@ -91,7 +146,7 @@ async fn shutdown_signal() {
 async fn serve(db: String, bind: SocketAddr, demo: bool) -> anyhow::Result<()> {
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
-        let report = ingest::import_sample(store.as_ref()).await.context("importing the bundled sample")?;
+        let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
         tracing::info!(orchards = report.orchards, trees = report.imported, "imported the bundled sample");
     }
     let started = std::time::Instant::now();
@@ -107,8 +162,48 @@ async fn serve(db: String, bind: SocketAddr, demo: bool) -> anyhow::Result<()> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { db, bind, demo } => serve(db, bind, demo).await.map(|()| ExitCode::SUCCESS),
-        Command::Import { file, db, surveyor, dry_run } => {
-            let outcome = ingest::import_file(&file, &db, &surveyor, dry_run).await?;
+        Command::Import {
+            file,
+            db,
+            format,
+            crs,
+            swap_xy,
+            map,
+            region,
+            accuracy_warn_m,
+            accuracy_reject_m,
+            same_tree_radius_m,
+            nearby_radius_m,
+            allow_near,
+            dry_run,
+            surveyor,
+            device,
+            orchard,
+            report,
+            rejects,
+        } => {
+            let orchards = format.as_deref().is_some_and(|f| f.eq_ignore_ascii_case("orchards"));
+            let mut options: Vec<(&'static str, String)> = vec![("surveyor", surveyor)];
+            let optional = [
+                ("format", format.filter(|_| !orchards)),
+                ("crs", crs),
+                ("region", region),
+                ("accuracy_warn_m", accuracy_warn_m),
+                ("accuracy_reject_m", accuracy_reject_m),
+                ("same_tree_radius_m", same_tree_radius_m),
+                ("nearby_radius_m", nearby_radius_m),
+                ("device", device),
+                ("orchard", orchard),
+            ];
+            options.extend(optional.into_iter().filter_map(|(n, v)| v.map(|v| (n, v))));
+            options.extend(map.into_iter().map(|m| ("map", m)));
+            for (name, on) in [("swap_xy", swap_xy), ("allow_near", allow_near), ("dry_run", dry_run)] {
+                if on {
+                    options.push((name, "true".into()));
+                }
+            }
+            let job = ingest::ImportJob { file, db, options, orchards, report, rejects };
+            let outcome = ingest::import_file(job).await?;
             Ok(if outcome.rejected > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
     }

@@ -243,7 +243,7 @@ fn import_reports_rejected_rows_with_line_field_and_value() {
     assert_eq!(out.status.code(), Some(2));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("survey.csv line 2: orchard NO-SUCH-ORCHARD"), "{report}");
-    assert!(report.contains("0 trees imported"), "{report}");
+    assert!(report.contains("inserted 0"), "{report}");
 
     // A file that is not a CSV of trees at all: a file-level error naming it, exit 1.
     std::fs::write(&csv, "name,colour\nfoo,bar\n").unwrap();
@@ -251,4 +251,230 @@ fn import_reports_rejected_rows_with_line_field_and_value() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("survey.csv") && stderr.contains("lat"), "{stderr}");
+}
+
+fn sample(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
+}
+
+fn import(db: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("import")
+        .arg(file)
+        .arg("--db")
+        .arg(db)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run orchardmap import")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A database holding the sample orchards (boundaries) and no trees.
+fn orchards_only(dir: &Path) -> std::path::PathBuf {
+    let db = dir.join("survey.db");
+    let out = import(&db, &sample("orchards.geojson"), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    db
+}
+
+async fn tree_count(db: &Path) -> u64 {
+    let store = store::open(db.to_str().unwrap()).await.unwrap();
+    store.count_trees().await.unwrap()
+}
+
+/// The sample's rows, moved `copies` times by about 1.1 km so no copy
+/// duplicates another or the sample; each copy keeps its orchard column.
+fn big_csv(path: &Path, copies: usize) -> usize {
+    let sample = std::fs::read_to_string(sample("trees.csv")).unwrap();
+    let mut lines = sample.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let mut out = String::with_capacity(sample.len() * copies);
+    out.push_str(header);
+    out.push('\n');
+    for copy in 0..copies {
+        for row in &rows {
+            let (lat, rest) = row.split_once(',').unwrap();
+            let lat: f64 = lat.parse().unwrap();
+            out.push_str(&format!("{:.7},{rest}\n", lat + 0.01 * (copy + 1) as f64));
+        }
+    }
+    std::fs::write(path, out).unwrap();
+    rows.len() * copies
+}
+
+#[tokio::test]
+async fn a_second_import_of_the_same_file_adds_nothing_and_moved_rows_are_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = orchards_only(dir.path());
+    let trees = sample("trees.csv");
+    // The sample holds a few pairs of distinct trees less than 2 m apart (GPS noise).
+    let out = import(&db, &trees, &["--allow-near"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let count = tree_count(&db).await;
+    assert!(count > 9_000, "{count}");
+
+    let again = import(&db, &trees, &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("already imported as survey"), "{}", text(&again));
+    assert_eq!(tree_count(&db).await, count);
+
+    // Other bytes, same trees half a metre away: every row is a probable duplicate.
+    let moved = dir.path().join("moved.csv");
+    let body = std::fs::read_to_string(&trees).unwrap();
+    let mut lines = body.lines();
+    let mut shifted = format!("{}\n", lines.next().unwrap());
+    for row in lines {
+        let (lat, rest) = row.split_once(',').unwrap();
+        shifted.push_str(&format!("{:.7},{rest}\n", lat.parse::<f64>().unwrap() + 0.000_004_5));
+    }
+    std::fs::write(&moved, shifted).unwrap();
+    let report_path = dir.path().join("report.json");
+    let out = import(&db, &moved, &["--report", report_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    assert_eq!(report["read"].as_u64().unwrap(), count);
+    assert_eq!(report["duplicates"].as_u64().unwrap(), count, "{}", text(&out));
+    assert_eq!(report["inserted"].as_u64().unwrap(), 0);
+    assert_eq!(tree_count(&db).await, count);
+    let reason = report["problems"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("probable duplicate of stored tree") && reason.contains("0.5 m"), "{reason}");
+}
+
+#[tokio::test]
+async fn rejected_rows_go_to_a_reject_file_in_the_input_format_and_import_again_once_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = orchards_only(dir.path());
+    let orchards: Value = serde_json::from_str(&std::fs::read_to_string(sample("orchards.geojson")).unwrap()).unwrap();
+    let orchard = orchards["features"][0]["properties"]["id"].as_str().unwrap().to_string();
+    let csv = dir.path().join("khảo sát.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "\u{feff}lat;lon;accuracy_m;cultivar;planted_year;health;orchard;surveyed_at\r\n\
+             12.6800000;108.0500000;3.0;Ri6;2019;good;{orchard};2025-06-01T08:00:00Z\r\n\
+             95.1;108.0500300;3.0;Ri6;2019;good;{orchard};2025-06-01T08:00:00Z\r\n\
+             12.6803000;108.0500000;3.0;Monthong;2090;good;{orchard};2025-06-01T08:00:00Z\r\n"
+        ),
+    )
+    .unwrap();
+    let out = import(&db, &csv, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(tree_count(&db).await, 1);
+    let rejects = dir.path().join("khảo sát.rejected.csv");
+    let written =
+        std::fs::read_to_string(&rejects).unwrap_or_else(|e| panic!("{}: {e}\n{}", rejects.display(), text(&out)));
+    let mut lines = written.lines();
+    let header = lines.next().unwrap();
+    assert!(header.contains(';') && header.ends_with("error"), "{header}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{written}");
+    assert!(rows[0].starts_with("95.1;") && rows[0].contains("lat"), "{}", rows[0]);
+    assert!(rows[1].contains("2090") && rows[1].contains("planted_year"), "{}", rows[1]);
+
+    // The volunteer fixes the two rows in the reject file and imports it: both go in.
+    let fixed = written.replace("95.1;108.0500300", "12.6806000;108.0500300").replace(";2090;", ";2020;");
+    let fixed_path = dir.path().join("fixed.csv");
+    std::fs::write(&fixed_path, fixed).unwrap();
+    let out = import(&db, &fixed_path, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(tree_count(&db).await, 3);
+}
+
+#[tokio::test]
+async fn dry_run_shows_mapping_and_preview_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = orchards_only(dir.path());
+    let out = import(&db, &sample("trees.csv"), &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("mapping:") && shown.contains("lat <- lat"), "{shown}");
+    assert!(shown.contains("preview:") && shown.contains("insert"), "{shown}");
+    assert!(shown.contains("dry run"), "{shown}");
+    assert_eq!(tree_count(&db).await, 0);
+    assert!(!dir.path().join("trees.rejected.csv").exists());
+}
+
+#[tokio::test]
+async fn killing_an_import_at_any_moment_leaves_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = orchards_only(dir.path());
+    let small = import(&db, &sample("trees.csv"), &["--allow-near"]);
+    assert!(small.status.success(), "{}", text(&small));
+    let before = tree_count(&db).await;
+    let big = dir.path().join("big.csv");
+    let rows = big_csv(&big, 30);
+
+    for delay_ms in [50u64, 300, 800, 1500] {
+        let mut child = Command::new(BIN)
+            .arg("import")
+            .arg(&big)
+            .arg("--db")
+            .arg(&db)
+            .arg("--allow-near")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SIGKILL: no destructor, no rollback by the process itself.
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if status.success() {
+            break; // this machine imported it all before the kill; the others still count
+        }
+        assert_eq!(tree_count(&db).await, before, "after a kill at {delay_ms} ms");
+    }
+    // The database is intact and takes the whole file afterwards.
+    let out = import(&db, &big, &["--allow-near"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = tree_count(&db).await;
+    assert!(after == before + rows as u64 || after == before, "{after}");
+    let store = store::open(db.to_str().unwrap()).await.unwrap();
+    assert_eq!(store.count_trees().await.unwrap(), after);
+}
+
+#[tokio::test]
+async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = orchards_only(dir.path());
+    let server = start(&db, false);
+    let base = &server.base;
+    let csv = std::fs::read(sample("trees.csv")).unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("surveyor", "Trần Thị B")
+        .text("nearby_radius_m", "4")
+        .part("file", reqwest::multipart::Part::bytes(csv.clone()).file_name("trees.csv"));
+    let resp = reqwest::Client::new().post(format!("{base}/api/imports")).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let report: Value = resp.json().await.unwrap();
+    let inserted = report["inserted"].as_u64().unwrap();
+    assert!(inserted > 9_000, "{report}");
+    assert_eq!(report["format"], "csv");
+    let (_, health) = get(&format!("{base}/healthz")).await;
+    assert_eq!(health["trees"].as_u64().unwrap(), inserted, "visible as soon as the answer arrives");
+
+    // Same file again: nothing added; a bad option: 400 naming it; no file: 400.
+    let form =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(csv).file_name("trees.csv"));
+    let again: Value = reqwest::Client::new()
+        .post(format!("{base}/api/imports"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(again["already_imported"]["survey_id"].is_number(), "{again}");
+    let form = reqwest::multipart::Form::new().text("nearby_radius_m", "far").text("x", "y");
+    let resp = reqwest::Client::new().post(format!("{base}/api/imports")).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("nearby_radius_m"), "{body}");
 }

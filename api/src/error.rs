@@ -26,6 +26,12 @@ pub enum AppError {
     /// Nothing with this identifier.
     #[error("{0}")]
     NotFound(String),
+    /// Not allowed here (e.g. imports on a server bound to a public address).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An uploaded file cannot be used at all; names the file and what is wrong.
+    #[error("{0}")]
+    BadFile(String),
     /// The server is still loading its index.
     #[error("the tree index is still loading")]
     Unavailable,
@@ -44,6 +50,8 @@ impl AppError {
         match self {
             AppError::BadParameter { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::BadFile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_file"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -56,6 +64,18 @@ impl From<store::Error> for AppError {
             store::Error::NotFound(id) => AppError::NotFound(format!("tree {id} not found")),
             store::Error::Invalid { field, reason } => AppError::BadParameter { param: field, message: reason },
             other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<importer::Error> for AppError {
+    fn from(e: importer::Error) -> Self {
+        match e {
+            importer::Error::Store(e) => e.into(),
+            importer::Error::Internal(cause) => AppError::Internal(cause),
+            importer::Error::Io { file, source } => AppError::Internal(format!("{file}: {source}")),
+            importer::Error::Options(message) => AppError::bad("form", message),
+            other => AppError::BadFile(other.to_string()),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct AppState {
     pub store: Arc<dyn Storage>,
     /// Trees in memory with their spatial index.
     pub cache: Arc<TreeCache>,
+    /// Whether `POST /api/imports` is open: only on a loopback address until
+    /// authentication exists.
+    pub imports_open: bool,
 }
 
 /// The routes of the service.
@@ -44,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/trees/within", get(routes::trees::within))
         .route("/api/trees/{id}", get(routes::trees::get_tree))
         .route("/api/orchards/{id}", get(routes::orchards::get_orchard))
+        .route(
+            "/api/imports",
+            axum::routing::post(routes::imports::create_import)
+                .layer(axum::extract::DefaultBodyLimit::max(routes::imports::MAX_UPLOAD_BYTES)),
+        )
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -95,7 +103,8 @@ impl Application {
         let cache = Arc::new(TreeCache::load(store.as_ref()).await?);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        Ok(Self { listener, state: AppState { store, cache }, follow_every: config.follow_every })
+        let imports_open = config.bind.ip().is_loopback();
+        Ok(Self { listener, state: AppState { store, cache, imports_open }, follow_every: config.follow_every })
     }
 
     /// The address actually bound (tells the port when 0 was asked for).

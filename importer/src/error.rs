@@ -98,6 +98,31 @@ pub enum Error {
         /// Every problem found, feature by feature.
         problems: Vec<FeatureProblem>,
     },
+    /// Columns or properties cannot be mapped to fields (no coordinates, a bad `--map`).
+    #[error("{file}: {reason}")]
+    Mapping {
+        /// File name.
+        file: String,
+        /// What is missing or wrong, with the columns found.
+        reason: String,
+    },
+    /// The file is not well-formed in its format (broken quoting, XML or JSON).
+    #[error("{file}: {reason}")]
+    Malformed {
+        /// File name.
+        file: String,
+        /// Where and what.
+        reason: String,
+    },
+    /// An import option is invalid; names the option and the value.
+    #[error("{0}")]
+    Options(String),
+    /// The database refused the import; nothing was written.
+    #[error("nothing was imported: {0}")]
+    Store(#[from] store::Error),
+    /// A worker thread failed.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -112,7 +137,10 @@ impl Error {
             | Error::Csv { file, .. }
             | Error::Json { file, .. }
             | Error::NotGeoJson { file, .. }
-            | Error::InvalidFeatures { file, .. } => file,
+            | Error::InvalidFeatures { file, .. }
+            | Error::Mapping { file, .. }
+            | Error::Malformed { file, .. } => file,
+            Error::Options(_) | Error::Store(_) | Error::Internal(_) => "",
         }
     }
 }

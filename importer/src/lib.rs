@@ -33,7 +33,9 @@
 mod crs_proj;
 mod error;
 mod orchards_geojson;
+pub mod pipeline;
 mod problem;
+mod survey;
 mod text;
 mod trees_csv;
 
@@ -43,6 +45,9 @@ pub use crs_proj::Reprojector;
 pub use error::{Error, Result};
 pub use orchards_geojson::{OrchardImport, parse_orchards_geojson, read_orchards_geojson};
 pub use problem::{FeatureProblem, RowProblem, Severity};
+pub use survey::{
+    Field, Format, Mapping, RawRecord, Record, RecordAt, RejectWriter, Rules, SourceOptions, SurveySource, field_of,
+};
 pub use trees_csv::{
     ACCURACY_WARNING_M, CsvImport, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TreeRow, parse_time, parse_trees_csv,
     read_trees_csv,

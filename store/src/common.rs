@@ -13,7 +13,7 @@ use serde::Deserialize as _;
 use serde::de::IntoDeserializer as _;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::{Error, ImportBatch, Result};
+use crate::{Change, Error, ImportBatch, Result, TreeVersion};
 
 /// The columns every tree query selects, in the order [`tree_from_row`] reads them.
 /// A macro (not a const) so it can be spliced into `concat!` and the queries
@@ -25,6 +25,17 @@ macro_rules! tree_columns {
     };
 }
 pub(crate) use tree_columns;
+
+/// The columns a `tree_history` query selects: [`tree_columns!`] in the same
+/// order (the tree id first), then `replaced_at` and `replaced_by_survey`
+/// ([`history_from_row`]).
+macro_rules! history_columns {
+    () => {
+        "tree_id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
+         orchard_id, survey_id, created_at, updated_at, version, replaced_at, replaced_by_survey"
+    };
+}
+pub(crate) use history_columns;
 
 /// The columns every orchard query selects, in the order [`orchard_from_row`] reads them.
 macro_rules! orchard_columns {
@@ -162,6 +173,26 @@ where
         version: col(row, 14, T, "version")?,
     }
     .into_tree()
+}
+
+/// Decodes one `tree_history` row selected with [`history_columns!`].
+pub(crate) fn history_from_row<'r, R>(row: &'r R) -> Result<TreeVersion>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "tree_history";
+    let tree = tree_from_row(row).map_err(|e| match e {
+        Error::Corrupt { reason, .. } => corrupt(T, reason),
+        e => e,
+    })?;
+    let replaced_by: Option<i64> = col(row, 16, T, "replaced_by_survey")?;
+    Ok(TreeVersion { tree, replaced_at: col(row, 15, T, "replaced_at")?, replaced_by: replaced_by.map(SurveyId) })
 }
 
 /// Decodes one row selected with [`orchard_columns!`].
@@ -385,6 +416,237 @@ pub(crate) fn code_for(id: i64) -> Result<TreeCode> {
         .ok_or_else(|| invalid("code", format!("tree id {id} is beyond the tag-code space; claim codes explicitly")))
 }
 
+/// Checks a draft of a survey import for everything that needs no database
+/// beyond the set of stored orchards.
+pub(crate) fn check_draft(t: &NewTree, orchards: &HashSet<OrchardId>) -> Result<()> {
+    check_values(t.location, t.accuracy_m, t.height_m, t.girth_cm)?;
+    if !orchards.contains(&t.orchard_id) {
+        return Err(Error::UnknownOrchard(t.orchard_id.clone()));
+    }
+    Ok(())
+}
+
+/// A claimed code appears twice among `codes`: the second one, if any.
+pub(crate) fn repeated_code(codes: impl Iterator<Item = TreeCode>) -> Option<TreeCode> {
+    let mut seen = HashSet::new();
+    codes.into_iter().find(|c| !seen.insert(*c))
+}
+
+/// The lower-case hex form of a SHA-256 as given; refuses anything else.
+pub(crate) fn normalise_sha256(sha: &str) -> Result<String> {
+    let sha = sha.trim().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("file_sha256", format!("{sha:?} is not a SHA-256 in hex (64 characters)")));
+    }
+    Ok(sha)
+}
+
+// ---------------------------------------------------------------------------
+// Tag codes as numbers
+
+/// 31^6, the number of tag-code payloads.
+const CODE_SPACE: u64 = 887_503_681;
+
+/// The serial number a tag code stands for: the inverse of
+/// [`TreeCode::from_serial`], so a code derived from tree id n gives n.
+///
+/// geo-core maps serial s to payload (s × 190,071,437 + 104,729) mod 31^6
+/// (a fixed bijection: printed tags depend on it); this undoes it with the
+/// inverse multiplier. migrations/sqlite/0002_imports.sql computes the same
+/// in SQL for trees stored before; [`code_serial_agrees`] checks both against
+/// geo-core, and the SQLite store refuses to open if it ever disagreed.
+pub(crate) fn code_serial(code: &TreeCode) -> i64 {
+    const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    const OFFSET: u64 = 104_729;
+    const INVERSE: u64 = 781_476_089;
+    let mut x = 0u64;
+    for c in code.as_str().bytes().take(6) {
+        // A TreeCode holds alphabet symbols only.
+        x = x * 31 + ALPHABET.iter().position(|&a| a == c).unwrap_or(0) as u64;
+    }
+    let serial = (x + CODE_SPACE - OFFSET) % CODE_SPACE * INVERSE % CODE_SPACE;
+    // Below 31^6 < 2^30: always fits.
+    i64::try_from(serial).unwrap_or(i64::MAX)
+}
+
+/// [`code_serial`] undoes [`TreeCode::from_serial`] (spot checks across the space).
+pub(crate) fn code_serial_agrees() -> bool {
+    [0, 1, 2, 30, 31, 961, 104_729, 190_071_437, 500_000_001, CODE_SPACE - 1]
+        .into_iter()
+        .chain((0..64).map(|k| k * 13_867_245 + 7))
+        .all(|s| TreeCode::from_serial(s).is_ok_and(|c| code_serial(&c) == s as i64))
+}
+
+// ---------------------------------------------------------------------------
+// Row identities
+
+/// The 64-bit hash under which a row key is recorded (see `ImportWriter` in
+/// lib.rs for the collision argument).
+///
+/// Stable forever: rows recorded by earlier imports are found by it, so any
+/// change would make every earlier row look new. 8-byte little-endian words
+/// (the last one zero-padded, the length folded into the seed) each go
+/// through the SplitMix64 finaliser, a bijection with full avalanche.
+pub(crate) fn row_key_hash(key: &str) -> i64 {
+    fn mix(mut x: u64) -> u64 {
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+    let bytes = key.as_bytes();
+    let mut h = mix(0x6f72_6368_6172_646d ^ (bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        h = mix(h ^ u64::from_le_bytes(w));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = mix(h ^ u64::from_le_bytes(w));
+    }
+    // Same bits, as SQL integers are signed.
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// A hasher for values that are already uniformly distributed hashes.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.0 = u64::from_ne_bytes(v.to_ne_bytes());
+    }
+}
+
+/// Row-key hashes recorded so far (by earlier imports and this one).
+pub(crate) type KeySet = HashSet<i64, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// [`crate::ImportWriter::known_row_keys`] for the keys' hashes against the
+/// recorded set: a key is known when recorded, or when it appeared earlier in
+/// the same call.
+pub(crate) fn known_hashes(recorded: &KeySet, hashes: &[i64]) -> Vec<bool> {
+    let mut in_call = KeySet::default();
+    hashes.iter().map(|h| recorded.contains(h) || !in_call.insert(*h)).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The change log
+
+/// The trees an import touched, kept as runs of consecutive ids (a bulk
+/// import's new trees are one run) until the change log is written at commit.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    runs: Vec<(i64, i64)>,
+}
+
+impl Touched {
+    pub(crate) fn add(&mut self, id: i64) {
+        match self.runs.last_mut() {
+            Some((from, to)) if (*from..=*to).contains(&id) => {}
+            Some((_, to)) if *to + 1 == id => *to = id,
+            _ => self.runs.push((id, id)),
+        }
+    }
+
+    /// Forgets a tree (it moved to another id before anyone saw it).
+    pub(crate) fn remove(&mut self, id: i64) {
+        let mut out = Vec::with_capacity(self.runs.len() + 1);
+        for &(from, to) in &self.runs {
+            if (from..=to).contains(&id) {
+                if from < id {
+                    out.push((from, id - 1));
+                }
+                if id < to {
+                    out.push((id + 1, to));
+                }
+            } else {
+                out.push((from, to));
+            }
+        }
+        self.runs = out;
+    }
+
+    /// Sorted, disjoint, non-adjacent runs covering every id added and not removed.
+    pub(crate) fn into_runs(mut self) -> Vec<(i64, i64)> {
+        self.runs.sort_unstable();
+        let mut out: Vec<(i64, i64)> = Vec::with_capacity(self.runs.len());
+        for (from, to) in self.runs {
+            match out.last_mut() {
+                Some((_, last)) if from <= *last + 1 => *last = (*last).max(to),
+                _ => out.push((from, to)),
+            }
+        }
+        out
+    }
+}
+
+/// Runs of consecutive ids among `ids` (any order, repeats allowed).
+pub(crate) fn id_runs(ids: impl IntoIterator<Item = i64>) -> Vec<(i64, i64)> {
+    let mut touched = Touched::default();
+    for id in ids {
+        touched.add(id);
+    }
+    touched.into_runs()
+}
+
+/// A change-log row for `runs[i]` and the sequence numbers it stands for:
+/// given the first free sequence number, each run's row gets `seq` = the last
+/// number of its block. Returns `(seq, from, to)`; `to` is `None` for one tree.
+pub(crate) fn change_rows(first_seq: i64, runs: &[(i64, i64)]) -> Vec<(i64, i64, Option<i64>)> {
+    let mut next = first_seq;
+    runs.iter()
+        .map(|&(from, to)| {
+            let end = next + (to - from);
+            next = end + 1;
+            (end, from, (to != from).then_some(to))
+        })
+        .collect()
+}
+
+/// Sequence numbers all of `runs` need.
+pub(crate) fn seq_count(runs: &[(i64, i64)]) -> i64 {
+    runs.iter().map(|&(from, to)| to - from + 1).sum()
+}
+
+/// Expands change-log rows `(seq, tree_id, tree_id_to)` (ordered by seq) into
+/// one [`Change`] per tree, keeping those after `after`, at most `limit`.
+pub(crate) fn expand_changes(rows: &[(i64, i64, Option<i64>)], after: i64, limit: u32) -> Result<Vec<Change>> {
+    let limit = limit as usize;
+    let mut out = Vec::with_capacity(limit.min(rows.len().max(16) * 4));
+    for &(seq, from, to) in rows {
+        let to = to.unwrap_or(from);
+        let span = to.checked_sub(from).filter(|s| *s >= 0);
+        let Some(first) = span.and_then(|s| seq.checked_sub(s)) else {
+            return Err(corrupt("changes", format!("change {seq}: tree range {from}..={to}")));
+        };
+        let skip = if after >= first { after - first + 1 } else { 0 };
+        let mut id = from.saturating_add(skip);
+        let mut s = first.saturating_add(skip);
+        while id <= to && out.len() < limit {
+            out.push(Change { seq: s, tree_id: TreeId(id) });
+            id += 1;
+            s += 1;
+        }
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// An import checked for everything that needs no database.
 pub(crate) struct Prepared {
     /// The survey, its time cut to what the database keeps.
@@ -572,6 +834,83 @@ mod tests {
     fn cultivar_is_kept_as_stored() {
         assert_eq!(cultivar_from_str(" ri 6 ").as_str(), " ri 6 ");
         assert_eq!(cultivar_from_str("Ri6"), Cultivar::new("ri 6"));
+    }
+
+    #[test]
+    fn row_key_hash_is_fixed_and_spreads() {
+        assert_ne!(row_key_hash("a"), row_key_hash("a\0"));
+        assert_ne!(row_key_hash("abcdefgh"), row_key_hash("abcdefgh\0"));
+        assert_ne!(row_key_hash("ab"), row_key_hash("ba"));
+        let hashes: HashSet<i64> = (0..200_000).map(|i| row_key_hash(&format!("row-{i}"))).collect();
+        assert_eq!(hashes.len(), 200_000);
+        // Both halves of the 64 bits are used.
+        assert!(hashes.iter().any(|h| *h < 0) && hashes.iter().any(|h| *h > 0));
+    }
+
+    const ROW_KEY_EMPTY: i64 = 4_612_092_606_220_939_853;
+    const ROW_KEY_UUID: i64 = -1_916_896_441_527_705_810;
+
+    /// Fixed forever: earlier imports' rows are found by these values.
+    #[test]
+    fn row_key_hash_reference_values() {
+        assert_eq!(row_key_hash(""), ROW_KEY_EMPTY);
+        assert_eq!(row_key_hash("8c0f9a7e-2b1d-4c3e-9f00-1a2b3c4d5e6f"), ROW_KEY_UUID);
+    }
+
+    #[test]
+    fn known_keys_counts_repeats_within_a_call() {
+        let mut recorded = KeySet::default();
+        recorded.insert(row_key_hash("old"));
+        let hashes: Vec<i64> = ["new", "old", "new", "other"].iter().map(|s| row_key_hash(s)).collect();
+        assert_eq!(known_hashes(&recorded, &hashes), [false, true, true, false]);
+    }
+
+    #[test]
+    fn touched_runs() {
+        let mut t = Touched::default();
+        for id in [5, 6, 7, 8, 20, 21, 3, 9, 7] {
+            t.add(id);
+        }
+        t.remove(21);
+        t.remove(6);
+        assert_eq!(t.into_runs(), [(3, 3), (5, 5), (7, 9), (20, 20)]);
+        assert_eq!(id_runs([4, 2, 3, 10]), [(2, 4), (10, 10)]);
+        assert!(id_runs([]).is_empty());
+    }
+
+    #[test]
+    fn change_blocks_expand_one_tree_at_a_time() {
+        let runs = [(10, 12), (20, 20), (30, 31)];
+        assert_eq!(seq_count(&runs), 6);
+        let rows = change_rows(5, &runs);
+        assert_eq!(rows, [(7, 10, Some(12)), (8, 20, None), (10, 30, Some(31))]);
+        let all = expand_changes(&rows, 0, 100).unwrap();
+        let pairs: Vec<(i64, i64)> = all.iter().map(|c| (c.seq, c.tree_id.0)).collect();
+        assert_eq!(pairs, [(5, 10), (6, 11), (7, 12), (8, 20), (9, 30), (10, 31)]);
+        // From inside a block, with limits.
+        let page: Vec<i64> = expand_changes(&rows, 5, 2).unwrap().iter().map(|c| c.seq).collect();
+        assert_eq!(page, [6, 7]);
+        assert_eq!(expand_changes(&rows, 9, 100).unwrap().len(), 1);
+        assert!(expand_changes(&rows, 10, 100).unwrap().is_empty());
+        assert!(expand_changes(&rows, 0, 0).unwrap().is_empty());
+        assert!(expand_changes(&[(3, 9, Some(2))], 0, 10).is_err());
+    }
+
+    #[test]
+    fn sha256_is_normalised_or_refused() {
+        let sha = "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
+        assert_eq!(normalise_sha256(&format!(" {sha}\n")).unwrap(), sha.to_ascii_lowercase());
+        assert!(normalise_sha256("").is_err());
+        assert!(normalise_sha256(&sha[1..]).is_err());
+        assert!(normalise_sha256(&format!("{}g", &sha[1..])).is_err());
+    }
+
+    #[test]
+    fn code_serial_inverts_from_serial() {
+        assert!(code_serial_agrees());
+        for s in (0..200_000).chain(CODE_SPACE - 1000..CODE_SPACE) {
+            assert_eq!(code_serial(&TreeCode::from_serial(s).unwrap()), s as i64);
+        }
     }
 
     #[test]

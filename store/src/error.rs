@@ -1,6 +1,6 @@
 //! Storage errors.
 
-use geo_core::{OrchardId, TreeId};
+use geo_core::{OrchardId, SurveyId, TreeId, TreeRef};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -54,6 +54,21 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// An update names a tree that does not exist (by id or by code, as given).
+    #[error("{0} not found")]
+    NoSuchTree(TreeRef),
+    /// A file with the same content was imported before; nothing was written.
+    #[error("a file with SHA-256 {file_sha256} was already imported (survey {})", survey_id.0)]
+    AlreadyImported {
+        /// The content hash.
+        file_sha256: String,
+        /// The survey that earlier import recorded.
+        survey_id: SurveyId,
+    },
+    /// An import cannot go on: an earlier call failed (it is rolled back when
+    /// dropped) or its connection went away.
+    #[error("import abandoned: {0}")]
+    Aborted(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -10,9 +10,23 @@
 //! ([`Storage::changes_since`]) to keep their in-memory index in step with
 //! writes made by other processes.
 //!
+//! # Survey imports
+//! [`Storage::begin_import`] opens one write transaction for a whole survey
+//! file and hands back an [`ImportWriter`] that takes the accepted rows batch
+//! by batch. Nothing is visible to anyone else until [`ImportWriter::commit`];
+//! dropping the writer, an error, or the process being killed at any moment
+//! leaves the database exactly as it was (SQLite: one `BEGIN IMMEDIATE`
+//! transaction on a WAL database; PostgreSQL: one transaction). Each import
+//! records the file (name, SHA-256, format, see [`Storage::find_import`]) and
+//! the identity of every row it wrote (see [`ImportWriter::known_row_keys`]),
+//! so importing the same file or the same rows again adds nothing. Every
+//! update of a stored tree keeps the version it replaces
+//! ([`Storage::tree_history`]).
+//!
 //! What callers can rely on, on both backends:
 //! - Writers are serialised (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
 //!   transaction-level advisory lock), so change-log order is commit order.
+//!   An open import holds that lock until it commits or is dropped.
 //! - Timestamps are kept to the microsecond (PostgreSQL's precision): a
 //!   survey's `surveyed_at` comes back without its nanoseconds.
 //! - Coordinates and every other float come back bit for bit, boundaries
@@ -29,12 +43,15 @@
 mod common;
 mod error;
 mod postgres;
+mod postgres_import;
 mod sqlite;
+mod sqlite_import;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use geo_core::{NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use chrono::{DateTime, Utc};
+use geo_core::{LonLat, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId, TreeRef};
 
 pub use error::{Error, Result};
 pub use postgres::PostgresStore;
@@ -50,12 +67,115 @@ pub enum Backend {
 }
 
 /// One entry of the change log: tree `tree_id` was created, changed or removed.
+///
+/// The log stores a bulk import's consecutive tree ids as one row covering a
+/// block of sequence numbers; [`Storage::changes_since`] hands them out one
+/// tree at a time, each with its own `seq`, so callers never see the difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
-    /// Position in the log; strictly increasing in commit order.
+    /// Position in the log; strictly increasing in commit order (there may be gaps).
     pub seq: i64,
     /// The tree concerned. Read it again to learn its new state (absent = removed).
     pub tree_id: TreeId,
+}
+
+/// A stored tree reduced to what de-duplication needs ([`Storage::tree_points`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TreePoint {
+    /// Database id.
+    pub id: TreeId,
+    /// Tag code.
+    pub code: TreeCode,
+    /// Position (WGS 84).
+    pub location: LonLat,
+}
+
+/// What an import records about the file it comes from ([`Storage::begin_import`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportMeta {
+    /// The file's name as the user gave it (for messages; not an identity).
+    pub file_name: String,
+    /// SHA-256 of the file's content, hex (the file's identity: one import per content).
+    pub file_sha256: String,
+    /// The format it was read as (`csv`, `geojson`, ...).
+    pub format: String,
+    /// The survey recorded for the import; its `id` is ignored (a new one is assigned).
+    pub survey: Survey,
+    /// The survey's id in the tool that produced the file (KoboToolbox, ODK), if any.
+    pub external_id: Option<String>,
+}
+
+/// An earlier import of the same file content ([`Storage::find_import`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorImport {
+    /// The survey that import recorded.
+    pub survey_id: SurveyId,
+    /// The file name it had then.
+    pub file_name: String,
+    /// When it was committed.
+    pub imported_at: DateTime<Utc>,
+}
+
+/// A version of a tree that a later change replaced ([`Storage::tree_history`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeVersion {
+    /// The tree exactly as it was stored, `version` included.
+    pub tree: Tree,
+    /// When the change replacing it was made.
+    pub replaced_at: DateTime<Utc>,
+    /// The survey whose import replaced it; `None` for an edit ([`Storage::update_tree`]).
+    pub replaced_by: Option<SurveyId>,
+}
+
+/// One survey import in progress: a single write transaction, fed batch by
+/// batch ([`Storage::begin_import`]).
+///
+/// Nothing it writes is visible to others before [`ImportWriter::commit`].
+/// Dropping it without committing rolls everything back, survey and file
+/// record included. After any method returns an error the import is
+/// abandoned: later calls, `commit` included, fail with [`Error::Aborted`];
+/// drop it.
+///
+/// Row keys identify rows across imports (an external id such as a KoboToolbox
+/// `_uuid`, or a hash of the row's content). The store keeps a 64-bit hash of
+/// each key, not the key itself: two different keys collide with probability
+/// about n²/2⁶⁵ for n recorded keys (≈ 3·10⁻⁸ for a million). A collision can
+/// only make a new row look imported before (it is then reported and skipped),
+/// never store a tree twice.
+#[async_trait]
+pub trait ImportWriter: Send {
+    /// For each key, whether a row with that identity was already written: by
+    /// an earlier import, by an earlier call of this one, or earlier in `keys`
+    /// itself (so a row repeated within a file counts once).
+    async fn known_row_keys(&mut self, keys: &[String]) -> Result<Vec<bool>>;
+
+    /// Adds new trees, recording each row key (a key already recorded keeps its
+    /// first tree). Drafts without a code get the code derived from their new
+    /// id; a draft whose `survey_id` is `None` gets the import's survey.
+    /// Returns each tree's id and code, in input order.
+    ///
+    /// Fails with [`Error::UnknownOrchard`], [`Error::Invalid`] (values, unknown
+    /// survey) or [`Error::DuplicateCode`] when a claimed code belongs to a tree
+    /// stored before this import or claimed earlier in it. A claimed code that
+    /// this import had derived for an untagged tree goes to the claimer; the
+    /// untagged tree then takes a fresh id and code (the id and code returned
+    /// for it earlier are then out of date; rare, and logged).
+    async fn insert_trees(&mut self, rows: Vec<(String, NewTree)>) -> Result<Vec<(TreeId, TreeCode)>>;
+
+    /// Re-surveys existing trees: each row's values replace those of the tree
+    /// it names (by id or by code). The version replaced is kept in the tree's
+    /// history; the version goes up by one and `updated_at` is now. The tree
+    /// keeps its code unless the draft claims another one, and its survey
+    /// becomes the draft's or else the import's. Returns the stored trees, in
+    /// input order.
+    ///
+    /// Fails with [`Error::NoSuchTree`] naming the reference when no tree
+    /// answers to it, and as [`ImportWriter::insert_trees`] for bad values.
+    async fn update_trees(&mut self, rows: Vec<(String, TreeRef, NewTree)>) -> Result<Vec<Tree>>;
+
+    /// Commits everything: trees, row keys, history, change-log entries, the
+    /// survey and the file record. Returns the survey's id.
+    async fn commit(self: Box<Self>) -> Result<SurveyId>;
 }
 
 /// Everything one import writes, applied in one transaction: all of it or nothing.
@@ -112,7 +232,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn count_trees(&self) -> Result<u64>;
 
     /// Stores `tree` if the stored version still equals `tree.version`; returns
-    /// the stored tree with version + 1 and a new `updated_at`.
+    /// the stored tree with version + 1 and a new `updated_at`. The version it
+    /// replaces is kept in the tree's history ([`Storage::tree_history`]).
     /// [`Error::Conflict`] when someone else changed it first, [`Error::NotFound`] when absent.
     async fn update_tree(&self, tree: &Tree) -> Result<Tree>;
 
@@ -120,6 +241,24 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn last_change(&self) -> Result<i64>;
     /// Up to `limit` changes after `seq`, oldest first.
     async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>>;
+
+    /// The import of the file whose content has this SHA-256 (hex, any case), if any.
+    async fn find_import(&self, file_sha256: &str) -> Result<Option<PriorImport>>;
+
+    /// Id, code and position of every tree, in no particular order: what
+    /// de-duplication needs, read much faster than [`Storage::all_trees`].
+    async fn tree_points(&self) -> Result<Vec<TreePoint>>;
+
+    /// Starts an import (see [`ImportWriter`]): takes the write lock (waiting
+    /// for other writers as every write does), then records the survey and the
+    /// file inside the new transaction. Fails with [`Error::AlreadyImported`]
+    /// when a committed import already has this file's SHA-256, and with
+    /// [`Error::Invalid`] for an empty SHA-256.
+    async fn begin_import(&self, meta: ImportMeta) -> Result<Box<dyn ImportWriter>>;
+
+    /// The versions of a tree that later changes replaced, oldest first
+    /// (empty for a tree never changed, or one that does not exist).
+    async fn tree_history(&self, id: TreeId) -> Result<Vec<TreeVersion>>;
 }
 
 /// Opens (creating and migrating as needed) the database at `location`:

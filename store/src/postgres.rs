@@ -20,15 +20,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
-use geo_core::{Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use geo_core::{LonLat, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{
-    IdSource, assign_ids, check_values, corrupt, decode_error, now, orchard_columns, orchard_from_row, prepare,
-    stored_tree, survey_columns, survey_from_row, tree_columns, tree_from_row,
+    IdSource, assign_ids, change_rows, check_values, code_serial, corrupt, decode_error, expand_changes,
+    history_columns, history_from_row, id_runs, normalise_sha256, now, orchard_columns, orchard_from_row, prepare,
+    seq_count, stored_tree, survey_columns, survey_from_row, tree_columns, tree_from_row,
 };
-use crate::{Backend, Change, Error, ImportBatch, Imported, Result, Storage};
+use crate::{
+    Backend, Change, Error, ImportBatch, ImportMeta, ImportWriter, Imported, PriorImport, Result, Storage, TreePoint,
+    TreeVersion,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -89,7 +93,7 @@ impl PostgresStore {
     /// A write transaction holding [`WRITE_LOCK`]. READ COMMITTED whatever the
     /// server default: each statement must see what earlier writers committed
     /// while this one waited for the lock.
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
@@ -125,15 +129,54 @@ pub(crate) fn redact(url: &str) -> String {
     format!("{scheme}://{before_query}?{}", params.join("&"))
 }
 
+/// Copies tree `$1` into `tree_history` as it is now, replaced at `$2` by survey `$3`.
+const HISTORY_INSERT_SQL: &str = concat!(
+    "INSERT INTO tree_history (",
+    history_columns!(),
+    ", row_key) SELECT ",
+    tree_columns!(),
+    ", $2, $3, row_key FROM trees WHERE id = $1"
+);
+
+/// Logs a change of every tree in `runs` (sorted, disjoint runs of ids), one
+/// row per run, each standing for a block of sequence numbers (see
+/// migrations/postgres/0002_imports.sql). The block is reserved by moving the
+/// identity sequence past it; under [`WRITE_LOCK`] nobody takes a number in between.
+pub(crate) async fn log_changes(conn: &mut PgConnection, runs: &[(i64, i64)], at: DateTime<Utc>) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let n = seq_count(runs);
+    let last: i64 = sqlx::query_scalar(
+        "SELECT setval(pg_get_serial_sequence('changes', 'seq'), \
+         nextval(pg_get_serial_sequence('changes', 'seq')) + $1 - 1)",
+    )
+    .bind(n)
+    .fetch_one(&mut *conn)
+    .await?;
+    let rows = change_rows(last - n + 1, runs);
+    sqlx::query(
+        "INSERT INTO changes (seq, tree_id, tree_id_to, changed_at) \
+         SELECT seq, tree_id, tree_id_to, $4 FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) AS u(seq, tree_id, tree_id_to)",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Ids and codes from inside the import transaction.
-struct Ids<'c> {
-    conn: &'c mut PgConnection,
+pub(crate) struct Ids<'c> {
+    pub(crate) conn: &'c mut PgConnection,
 }
 
 impl IdSource for Ids<'_> {
     async fn taken_codes(&mut self, codes: &[TreeCode]) -> Result<HashSet<String>> {
-        let list: Vec<&str> = codes.iter().map(TreeCode::as_str).collect();
-        let taken: Vec<String> = sqlx::query_scalar("SELECT code FROM trees WHERE code = ANY($1)")
+        let list: Vec<i64> = codes.iter().map(code_serial).collect();
+        let taken: Vec<String> = sqlx::query_scalar("SELECT code FROM trees WHERE code_serial = ANY($1)")
             .bind(list)
             .fetch_all(&mut *self.conn)
             .await?;
@@ -145,28 +188,36 @@ impl IdSource for Ids<'_> {
             return Ok(Vec::new());
         }
         let n = i64::try_from(n).map_err(|_| corrupt("trees", "too many trees in one import"))?;
-        // All ids in one round trip, as one array rather than n rows.
-        let ids: Option<Vec<i64>> =
-            sqlx::query_scalar("SELECT array_agg(nextval('tree_ids')) FROM generate_series(1::bigint, $1)")
-                .bind(n)
-                .fetch_one(&mut *self.conn)
-                .await?;
-        Ok(ids.unwrap_or_default())
+        // A block of n consecutive ids in one round trip: the sequence moves
+        // past it. Every writer takes ids under WRITE_LOCK, so nobody takes
+        // one in between.
+        let last: i64 = sqlx::query_scalar("SELECT setval('tree_ids', nextval('tree_ids') + $1 - 1)")
+            .bind(n)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        Ok((last - n + 1..=last).collect())
     }
 }
 
-/// The code named by a unique violation on `trees.code`, if that is what `e` is.
+/// `e` as [`Error::DuplicateCode`] when it is a unique violation on `trees.code`.
+pub(crate) fn duplicate_code_error(e: sqlx::Error) -> Error {
+    duplicate_code(&e).map_or(Error::Database(e), Error::DuplicateCode)
+}
+
+/// The code named by a unique violation on `trees.code_serial`, if that is what `e` is.
 /// Unreachable while every writer holds [`WRITE_LOCK`] (the code is checked
 /// first); kept for writers outside this crate.
 fn duplicate_code(e: &sqlx::Error) -> Option<String> {
     let db = e.as_database_error()?;
-    if !db.is_unique_violation() || db.constraint() != Some("trees_code_key") {
+    if !db.is_unique_violation() || db.constraint() != Some("trees_code_serial_key") {
         return None;
     }
-    // "Key (code)=(ABCDEFG) already exists."
+    // "Key (code_serial)=(12345) already exists."
     let detail = db.try_downcast_ref::<PgDatabaseError>()?.detail()?;
     let (_, rest) = detail.split_once(")=(")?;
-    Some(rest.split_once(')').map_or(rest, |(code, _)| code).to_string())
+    let serial = rest.split_once(')').map_or(rest, |(serial, _)| serial);
+    let code = serial.parse::<u64>().ok().and_then(|s| TreeCode::from_serial(s).ok());
+    Some(code.map_or_else(|| format!("with serial {serial}"), |c| c.to_string()))
 }
 
 #[async_trait]
@@ -248,13 +299,13 @@ impl Storage for PostgresStore {
         {
             sqlx::query(
                 "INSERT INTO trees (id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, \
-                 girth_cm, orchard_id, survey_id, created_at, updated_at, version) \
+                 girth_cm, orchard_id, survey_id, created_at, updated_at, version, code_serial) \
                  SELECT id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
-                 orchard_id, survey_id, $13, $13, 1 \
+                 orchard_id, survey_id, $13, $13, 1, code_serial \
                  FROM UNNEST($1::int8[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::text[], \
-                 $7::int4[], $8::text[], $9::float8[], $10::float8[], $11::text[], $12::int8[]) \
+                 $7::int4[], $8::text[], $9::float8[], $10::float8[], $11::text[], $12::int8[], $14::int8[]) \
                  AS u(id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
-                 orchard_id, survey_id)",
+                 orchard_id, survey_id, code_serial)",
             )
             .bind(chunk_ids)
             .bind(chunk_codes.iter().map(TreeCode::as_str).collect::<Vec<_>>())
@@ -269,22 +320,14 @@ impl Storage for PostgresStore {
             .bind(chunk.iter().map(|t| t.orchard_id.as_str()).collect::<Vec<_>>())
             .bind(chunk.iter().map(|t| t.survey_id.or(survey_id).map(|s| s.0)).collect::<Vec<_>>())
             .bind(at)
+            .bind(chunk_codes.iter().map(code_serial).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(|e| duplicate_code(&e).map_or(Error::Database(e), Error::DuplicateCode))?;
         }
 
-        if !ids.is_empty() {
-            // Under WRITE_LOCK: these sequence numbers become visible in order (module docs).
-            sqlx::query(
-                "INSERT INTO changes (tree_id, changed_at) \
-                 SELECT tree_id, $2 FROM UNNEST($1::int8[]) WITH ORDINALITY AS u(tree_id, n) ORDER BY n",
-            )
-            .bind(&ids)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // Under WRITE_LOCK: these sequence numbers become visible in order (module docs).
+        log_changes(&mut tx, &id_runs(ids.iter().copied()), at).await?;
         tx.commit().await?;
 
         let orchards = p.orchards.len();
@@ -331,7 +374,8 @@ impl Storage for PostgresStore {
     }
 
     async fn tree_by_code(&self, code: &TreeCode) -> Result<Option<Tree>> {
-        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE code = $1"))
+        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE code_serial = $1 AND code = $2"))
+            .bind(code_serial(code))
             .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -380,8 +424,8 @@ impl Storage for PostgresStore {
         if current != tree.version {
             return Err(Error::Conflict { id: tree.id, current, given: tree.version });
         }
-        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code = $1 AND id <> $2")
-            .bind(tree.code.as_str())
+        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code_serial = $1 AND id <> $2")
+            .bind(code_serial(&tree.code))
             .bind(tree.id.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -404,10 +448,11 @@ impl Storage for PostgresStore {
         }
         // Never before created_at, even if this machine's clock is behind the one that created it.
         let at = now().max(created_at);
+        sqlx::query(HISTORY_INSERT_SQL).bind(tree.id.0).bind(at).bind(None::<i64>).execute(&mut *tx).await?;
         let row = sqlx::query(concat!(
             "UPDATE trees SET code = $1, lon = $2, lat = $3, accuracy_m = $4, cultivar = $5, planted_year = $6, ",
             "health = $7, height_m = $8, girth_cm = $9, orchard_id = $10, survey_id = $11, updated_at = $12, ",
-            "version = version + 1 WHERE id = $13 AND version = $14 RETURNING ",
+            "version = version + 1, row_key = NULL, code_serial = $15 WHERE id = $13 AND version = $14 RETURNING ",
             tree_columns!()
         ))
         .bind(tree.code.as_str())
@@ -424,9 +469,10 @@ impl Storage for PostgresStore {
         .bind(at)
         .bind(tree.id.0)
         .bind(tree.version)
+        .bind(code_serial(&tree.code))
         .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| duplicate_code(&e).map_or(Error::Database(e), Error::DuplicateCode))?;
+        .map_err(duplicate_code_error)?;
         // Only a writer ignoring WRITE_LOCK could have changed the row since the version check.
         let Some(row) = row else { return Err(Error::Conflict { id: tree.id, current, given: tree.version }) };
         let updated = tree_from_row(&row)?;
@@ -444,14 +490,62 @@ impl Storage for PostgresStore {
     }
 
     async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT seq, tree_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+        // Every row yields at least one change after `seq`: `limit` rows are enough.
+        let rows: Vec<(i64, i64, Option<i64>)> =
+            sqlx::query_as("SELECT seq, tree_id, tree_id_to FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
                 .bind(seq)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| decode_error("changes", e))?;
-        Ok(rows.into_iter().map(|(seq, tree_id)| Change { seq, tree_id: TreeId(tree_id) }).collect())
+        expand_changes(&rows, seq, limit)
+    }
+
+    async fn find_import(&self, file_sha256: &str) -> Result<Option<PriorImport>> {
+        let Ok(sha) = normalise_sha256(file_sha256) else { return Ok(None) };
+        let row: Option<(i64, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT survey_id, file_name, imported_at FROM imports WHERE file_sha256 = $1")
+                .bind(sha)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| decode_error("imports", e))?;
+        Ok(row.map(|(survey_id, file_name, imported_at)| PriorImport {
+            survey_id: SurveyId(survey_id),
+            file_name,
+            imported_at,
+        }))
+    }
+
+    async fn tree_points(&self) -> Result<Vec<TreePoint>> {
+        let mut rows =
+            sqlx::query_as::<_, (i64, String, f64, f64)>("SELECT id, code, lon, lat FROM trees").fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some((id, code, lon, lat)) = rows.try_next().await.map_err(|e| decode_error("trees", e))? {
+            let bad = |what: String| corrupt("trees", format!("tree {id}: {what}"));
+            let code = TreeCode::parse(&code).map_err(|e| bad(e.to_string()))?;
+            let location = LonLat::new(lon, lat);
+            if !location.is_valid() {
+                return Err(bad(format!("position {lon},{lat} is not a valid lon,lat")));
+            }
+            out.push(TreePoint { id: TreeId(id), code, location });
+        }
+        Ok(out)
+    }
+
+    async fn begin_import(&self, meta: ImportMeta) -> Result<Box<dyn ImportWriter>> {
+        Ok(Box::new(crate::postgres_import::PgImport::begin(self, meta).await?))
+    }
+
+    async fn tree_history(&self, id: TreeId) -> Result<Vec<TreeVersion>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            history_columns!(),
+            " FROM tree_history WHERE tree_id = $1 ORDER BY version"
+        ))
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(history_from_row).collect()
     }
 }
 

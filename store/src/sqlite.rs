@@ -3,13 +3,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::TryStreamExt as _;
-use geo_core::{Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use geo_core::{LonLat, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -18,10 +19,14 @@ use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 use rusqlite::types::ValueRef;
 
 use crate::common::{
-    IdSource, RawTree, assign_ids, check_values, corrupt, decode_error, now, orchard_columns, orchard_from_row,
-    prepare, stored_tree, survey_columns, survey_from_row, tree_columns, tree_from_row,
+    IdSource, RawTree, assign_ids, change_rows, check_values, code_serial, code_serial_agrees, corrupt, decode_error,
+    expand_changes, history_columns, history_from_row, id_runs, normalise_sha256, now, orchard_columns,
+    orchard_from_row, prepare, stored_tree, survey_columns, survey_from_row, tree_columns, tree_from_row,
 };
-use crate::{Backend, Change, Error, ImportBatch, Imported, Result, Storage};
+use crate::{
+    Backend, Change, Error, ImportBatch, ImportMeta, ImportWriter, Imported, PriorImport, Result, Storage, TreePoint,
+    TreeVersion,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,16 +38,20 @@ const MAX_CONNECTIONS: u32 = 4;
 /// How long a writer waits for another process's write transaction to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a writer waits for another process's write transaction to finish
+/// (also used by the import writer's own connection).
+pub(crate) const WRITE_WAIT: Duration = BUSY_TIMEOUT;
+
 /// Page cache per connection, in KiB (SQLite's convention for negative values).
 /// The default 2 MiB makes a million-tree import spill to the WAL mid-transaction.
 /// Pages are only allocated as used.
 const CACHE_KIB: i64 = 64 * 1024;
 
-/// Trees per multi-row INSERT: 14 bound values a row stays far below
+/// Trees per multi-row INSERT: 15 bound values a row stays far below
 /// SQLite's limit of 32,766, and the statement for a full chunk is prepared
 /// once per connection and reused.
 const ROWS_PER_INSERT: usize = 500;
-const VALUES_PER_ROW: usize = 14;
+const VALUES_PER_ROW: usize = 15;
 const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 
 /// The SQLite backend. Cheap to clone (the pool is shared).
@@ -50,13 +59,48 @@ const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
-    in_memory: bool,
+    /// Set for `:memory:`: the private directory holding the database, removed with the last clone.
+    _scratch: Option<Arc<ScratchDir>>,
+}
+
+/// A private directory under the system temporary directory, removed (with
+/// everything in it) when dropped.
+#[derive(Debug)]
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create() -> std::io::Result<Self> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let mut attempts = 0;
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("orchardmap-memory-{}-{n}-{nanos}", std::process::id()));
+            let mut builder = std::fs::DirBuilder::new();
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            match builder.create(&dir) {
+                Ok(()) => return Ok(Self(dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 100 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Connections still open keep working on the unlinked files until they close.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl SqliteStore {
     /// Opens the database file at `path`, creating it when missing, and applies
-    /// any pending migration. `:memory:` opens a private in-memory database
-    /// (one connection, gone when the store is dropped; for tests).
+    /// any pending migration. `:memory:` opens a private database in a fresh
+    /// directory under the system temporary directory, removed when the last
+    /// clone of the store is dropped (for tests and trials: it behaves exactly
+    /// like a file database, bulk imports and fast reads included).
     ///
     /// Connections use WAL journaling, `synchronous = NORMAL` (durable at each
     /// checkpoint, never corrupt), foreign keys and a 5 s busy timeout.
@@ -66,10 +110,19 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self> {
         let location = path.display().to_string();
         let fail = |reason: String| Error::Open { location: location.clone(), reason };
-        let in_memory = path == Path::new(":memory:");
+        if !code_serial_agrees() {
+            // Stored code serials would no longer find trees by code (see common::code_serial).
+            return Err(fail("this build's tag codes no longer match the stored code serials".into()));
+        }
+        let (scratch, path) = if path == Path::new(":memory:") {
+            let dir = ScratchDir::create().map_err(|e| fail(format!("creating a temporary directory: {e}")))?;
+            let file = dir.0.join("orchardmap.db");
+            (Some(Arc::new(dir)), file)
+        } else {
+            (None, path.to_path_buf())
+        };
         let options = SqliteConnectOptions::new()
-            .filename(path)
-            .in_memory(in_memory)
+            .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -79,18 +132,16 @@ impl SqliteStore {
             // Statement journals (multi-row INSERTs inside a transaction need
             // one) and sort spills in memory, not in temporary files.
             .pragma("temp_store", "memory");
-        let pool_options = if in_memory {
-            // Every connection to ":memory:" is a database of its own: keep exactly one, forever.
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
-        };
         // Connecting runs the pragmas, which read the file header: a file that is
         // not a database fails here ("file is not a database"), not at first use.
-        let pool = pool_options.connect_with(options).await.map_err(|e| fail(e.to_string()))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| fail(format!("migrating the schema: {e}")))?;
         tracing::debug!(path = %location, "SQLite database open");
-        Ok(Self { pool, path: path.to_path_buf(), in_memory })
+        Ok(Self { pool, path, _scratch: scratch })
     }
 
     /// The database file.
@@ -112,19 +163,52 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    async fn all_trees_through_sqlx(&self) -> Result<Vec<Tree>> {
-        let mut rows = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees ORDER BY id")).fetch(&self.pool);
-        let mut out = Vec::new();
-        while let Some(row) = rows.try_next().await? {
-            out.push(tree_from_row(&row)?);
-        }
-        Ok(out)
-    }
+/// A rusqlite error as this crate reports database errors.
+pub(crate) fn driver_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Database(sqlx::Error::AnyDriverError(Box::new(e)))
 }
 
-fn driver_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::Database(sqlx::Error::AnyDriverError(Box::new(e)))
+/// A timestamp exactly as sqlx writes a `DateTime<Utc>` into SQLite.
+pub(crate) fn time_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// A timestamp as stored (see [`time_text`]); anything else is corrupt.
+pub(crate) fn parse_time(table: &'static str, name: &str, text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(table, format!("column {name}: {text:?}: {e}")))
+}
+
+/// A read-only rusqlite connection for the large reads (see [`read_all_trees`]).
+fn open_reader(path: &Path) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(driver_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(driver_error)?;
+    Ok(conn)
+}
+
+/// Id, code and position of every tree, through rusqlite (see [`read_all_trees`]).
+fn read_tree_points(path: &Path) -> Result<Vec<TreePoint>> {
+    let conn = open_reader(path)?;
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM trees", [], |r| r.get(0)).map_err(driver_error)?;
+    let mut stmt = conn.prepare("SELECT id, code, lon, lat FROM trees").map_err(driver_error)?;
+    let mut rows = stmt.query([]).map_err(driver_error)?;
+    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    while let Some(row) = rows.next().map_err(driver_error)? {
+        let c = Columns(row);
+        let id = c.int(0, "id")?;
+        let bad = |what: String| corrupt("trees", format!("tree {id}: {what}"));
+        let code = TreeCode::parse(c.text(1, "code")?).map_err(|e| bad(e.to_string()))?;
+        let location = LonLat::new(c.real(2, "lon")?, c.real(3, "lat")?);
+        if !location.is_valid() {
+            return Err(bad(format!("position {},{} is not a valid lon,lat", location.lon, location.lat)));
+        }
+        out.push(TreePoint { id: TreeId(id), code, location });
+    }
+    Ok(out)
 }
 
 /// Every tree, read with rusqlite on the calling (blocking) thread through a
@@ -134,11 +218,7 @@ fn driver_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 /// seconds (see Cargo.toml). One statement reads one WAL snapshot, so the
 /// result is consistent even while others write.
 fn read_all_trees(path: &Path) -> Result<Vec<Tree>> {
-    use rusqlite::OpenFlags;
-    let conn =
-        rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(driver_error)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(driver_error)?;
+    let conn = open_reader(path)?;
     let count: i64 = conn.query_row("SELECT COUNT(*) FROM trees", [], |r| r.get(0)).map_err(driver_error)?;
     let mut stmt =
         conn.prepare(concat!("SELECT ", tree_columns!(), " FROM trees ORDER BY id")).map_err(driver_error)?;
@@ -177,7 +257,7 @@ fn read_all_trees(path: &Path) -> Result<Vec<Tree>> {
 }
 
 /// Typed access to a rusqlite row of `trees`; a value of the wrong type is [`Error::Corrupt`].
-struct Columns<'r, 's>(&'r rusqlite::Row<'s>);
+pub(crate) struct Columns<'r, 's>(pub(crate) &'r rusqlite::Row<'s>);
 
 impl<'r> Columns<'r, '_> {
     fn value(&self, i: usize, name: &str) -> Result<ValueRef<'r>> {
@@ -188,7 +268,7 @@ impl<'r> Columns<'r, '_> {
         corrupt("trees", format!("column {name}: expected {wanted}, found {}", v.data_type()))
     }
 
-    fn opt_int(&self, i: usize, name: &str) -> Result<Option<i64>> {
+    pub(crate) fn opt_int(&self, i: usize, name: &str) -> Result<Option<i64>> {
         match self.value(i, name)? {
             ValueRef::Null => Ok(None),
             ValueRef::Integer(v) => Ok(Some(v)),
@@ -196,11 +276,11 @@ impl<'r> Columns<'r, '_> {
         }
     }
 
-    fn int(&self, i: usize, name: &str) -> Result<i64> {
+    pub(crate) fn int(&self, i: usize, name: &str) -> Result<i64> {
         self.opt_int(i, name)?.ok_or_else(|| corrupt("trees", format!("column {name}: is NULL")))
     }
 
-    fn opt_real(&self, i: usize, name: &str) -> Result<Option<f64>> {
+    pub(crate) fn opt_real(&self, i: usize, name: &str) -> Result<Option<f64>> {
         match self.value(i, name)? {
             ValueRef::Null => Ok(None),
             ValueRef::Real(v) => Ok(Some(v)),
@@ -208,11 +288,11 @@ impl<'r> Columns<'r, '_> {
         }
     }
 
-    fn real(&self, i: usize, name: &str) -> Result<f64> {
+    pub(crate) fn real(&self, i: usize, name: &str) -> Result<f64> {
         self.opt_real(i, name)?.ok_or_else(|| corrupt("trees", format!("column {name}: is NULL")))
     }
 
-    fn text(&self, i: usize, name: &str) -> Result<&'r str> {
+    pub(crate) fn text(&self, i: usize, name: &str) -> Result<&'r str> {
         match self.value(i, name)? {
             ValueRef::Text(bytes) => {
                 std::str::from_utf8(bytes).map_err(|e| corrupt("trees", format!("column {name}: {e}")))
@@ -222,11 +302,8 @@ impl<'r> Columns<'r, '_> {
     }
 
     /// RFC 3339, as sqlx writes a `DateTime<Utc>`.
-    fn time(&self, i: usize, name: &str) -> Result<DateTime<Utc>> {
-        let text = self.text(i, name)?;
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| corrupt("trees", format!("column {name}: {text:?}: {e}")))
+    pub(crate) fn time(&self, i: usize, name: &str) -> Result<DateTime<Utc>> {
+        parse_time("trees", name, self.text(i, name)?)
     }
 }
 
@@ -239,9 +316,9 @@ struct Ids<'c> {
 impl IdSource for Ids<'_> {
     async fn taken_codes(&mut self, codes: &[TreeCode]) -> Result<HashSet<String>> {
         // One bound JSON array instead of chunks of `?` lists: no bound-value limit.
-        let list = json_strings(codes.iter().map(TreeCode::as_str));
+        let list = json_ints(codes.iter().map(code_serial));
         let taken: Vec<String> =
-            sqlx::query_scalar("SELECT code FROM trees WHERE code IN (SELECT value FROM json_each(?1))")
+            sqlx::query_scalar("SELECT code FROM trees WHERE code_serial IN (SELECT value FROM json_each(?1))")
                 .bind(list)
                 .fetch_all(&mut *self.conn)
                 .await?;
@@ -273,7 +350,7 @@ fn json_strings<'a>(items: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// A JSON array of integers (for `json_each`).
-fn json_ints(items: impl Iterator<Item = i64>) -> String {
+pub(crate) fn json_ints(items: impl Iterator<Item = i64>) -> String {
     let mut out = String::from("[");
     for (i, v) in items.enumerate() {
         if i > 0 {
@@ -292,11 +369,11 @@ fn json_ints(items: impl Iterator<Item = i64>) -> String {
 /// named ones, so numbered placeholders (`?1`, which count as named) make
 /// binding a 7,000-value statement quadratic (it dominated a 1M-tree import).
 fn insert_trees_sql(rows: usize) -> String {
-    const ROW: &str = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)";
+    const ROW: &str = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)";
     let mut sql = String::with_capacity(200 + rows * (ROW.len() + 1));
     sql.push_str(
-        "INSERT INTO trees (id, code, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
-         orchard_id, survey_id, created_at, updated_at, version) VALUES ",
+        "INSERT INTO trees (id, code, code_serial, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, \
+         girth_cm, orchard_id, survey_id, created_at, updated_at, version) VALUES ",
     );
     for r in 0..rows {
         if r > 0 {
@@ -404,6 +481,7 @@ impl Storage for SqliteStore {
                 query = query
                     .bind(ids[i])
                     .bind(codes[i].as_str())
+                    .bind(code_serial(&codes[i]))
                     .bind(t.location.lon)
                     .bind(t.location.lat)
                     .bind(t.accuracy_m)
@@ -421,13 +499,7 @@ impl Storage for SqliteStore {
             start = end;
         }
 
-        if !ids.is_empty() {
-            sqlx::query("INSERT INTO changes (tree_id, changed_at) SELECT value, ?2 FROM json_each(?1)")
-                .bind(json_ints(ids.iter().copied()))
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
+        log_changes(&mut tx, &id_runs(ids.iter().copied()), at).await?;
         tx.commit().await?;
 
         let orchards = p.orchards.len();
@@ -473,7 +545,8 @@ impl Storage for SqliteStore {
     }
 
     async fn tree_by_code(&self, code: &TreeCode) -> Result<Option<Tree>> {
-        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE code = ?1"))
+        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE code_serial = ?1 AND code = ?2"))
+            .bind(code_serial(code))
             .bind(code.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -499,10 +572,6 @@ impl Storage for SqliteStore {
     }
 
     async fn all_trees(&self) -> Result<Vec<Tree>> {
-        if self.in_memory {
-            // Only the pool's one connection can see an in-memory database.
-            return self.all_trees_through_sqlx().await;
-        }
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || read_all_trees(&path)).await.map_err(driver_error)?
     }
@@ -525,8 +594,8 @@ impl Storage for SqliteStore {
         if current != tree.version {
             return Err(Error::Conflict { id: tree.id, current, given: tree.version });
         }
-        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code = ?1 AND id <> ?2")
-            .bind(tree.code.as_str())
+        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code_serial = ?1 AND id <> ?2")
+            .bind(code_serial(&tree.code))
             .bind(tree.id.0)
             .fetch_optional(&mut *tx)
             .await?;
@@ -549,10 +618,11 @@ impl Storage for SqliteStore {
         }
         // Never before created_at, even if this machine's clock is behind the one that created it.
         let at = now().max(created_at);
+        sqlx::query(HISTORY_INSERT_SQL).bind(tree.id.0).bind(at).bind(None::<i64>).execute(&mut *tx).await?;
         let row = sqlx::query(concat!(
             "UPDATE trees SET code = ?1, lon = ?2, lat = ?3, accuracy_m = ?4, cultivar = ?5, planted_year = ?6, ",
             "health = ?7, height_m = ?8, girth_cm = ?9, orchard_id = ?10, survey_id = ?11, updated_at = ?12, ",
-            "version = version + 1 WHERE id = ?13 AND version = ?14 RETURNING ",
+            "version = version + 1, code_serial = ?15, row_key = NULL WHERE id = ?13 AND version = ?14 RETURNING ",
             tree_columns!()
         ))
         .bind(tree.code.as_str())
@@ -569,6 +639,7 @@ impl Storage for SqliteStore {
         .bind(at)
         .bind(tree.id.0)
         .bind(tree.version)
+        .bind(code_serial(&tree.code))
         .fetch_optional(&mut *tx)
         .await?;
         // The write lock is held since the version check, so the row cannot have changed.
@@ -588,15 +659,84 @@ impl Storage for SqliteStore {
     }
 
     async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>> {
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT seq, tree_id FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        // Every row yields at least one change after `seq`: `limit` rows are enough.
+        let rows: Vec<(i64, i64, Option<i64>)> =
+            sqlx::query_as("SELECT seq, tree_id, tree_id_to FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
                 .bind(seq)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| decode_error("changes", e))?;
-        Ok(rows.into_iter().map(|(seq, tree_id)| Change { seq, tree_id: TreeId(tree_id) }).collect())
+        expand_changes(&rows, seq, limit)
     }
+
+    async fn find_import(&self, file_sha256: &str) -> Result<Option<PriorImport>> {
+        let Ok(sha) = normalise_sha256(file_sha256) else { return Ok(None) };
+        let row: Option<(i64, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT survey_id, file_name, imported_at FROM imports WHERE file_sha256 = ?1")
+                .bind(sha)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| decode_error("imports", e))?;
+        Ok(row.map(|(survey_id, file_name, imported_at)| PriorImport {
+            survey_id: SurveyId(survey_id),
+            file_name,
+            imported_at,
+        }))
+    }
+
+    async fn tree_points(&self) -> Result<Vec<TreePoint>> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || read_tree_points(&path)).await.map_err(driver_error)?
+    }
+
+    async fn begin_import(&self, meta: ImportMeta) -> Result<Box<dyn ImportWriter>> {
+        crate::sqlite_import::begin(self.path.clone(), meta).await
+    }
+
+    async fn tree_history(&self, id: TreeId) -> Result<Vec<TreeVersion>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            history_columns!(),
+            " FROM tree_history WHERE tree_id = ?1 ORDER BY version"
+        ))
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(history_from_row).collect()
+    }
+}
+
+/// Copies tree `?1` into `tree_history` as it is now, replaced at `?2` by survey `?3`.
+pub(crate) const HISTORY_INSERT_SQL: &str = concat!(
+    "INSERT INTO tree_history (",
+    history_columns!(),
+    ", row_key) SELECT ",
+    tree_columns!(),
+    ", ?2, ?3, row_key FROM trees WHERE id = ?1"
+);
+
+/// The first sequence number no change-log row has used (AUTOINCREMENT keeps
+/// the highest ever used in `sqlite_sequence`, even if rows were deleted).
+pub(crate) const NEXT_SEQ_SQL: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0), \
+     COALESCE((SELECT MAX(seq) FROM changes), 0)) + 1";
+
+/// Logs a change of every tree in `runs` (sorted, disjoint runs of ids), one row per run.
+async fn log_changes(tx: &mut SqliteConnection, runs: &[(i64, i64)], at: DateTime<Utc>) -> Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let first: i64 = sqlx::query_scalar(NEXT_SEQ_SQL).fetch_one(&mut *tx).await?;
+    for (seq, from, to) in change_rows(first, runs) {
+        sqlx::query("INSERT INTO changes (seq, tree_id, tree_id_to, changed_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(seq)
+            .bind(from)
+            .bind(to)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

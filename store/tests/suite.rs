@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use chrono::SubsecRound;
 use common::{Fixture, draft, orchard, survey};
-use geo_core::{Cultivar, Health, LonLat, NewTree, OrchardId, SurveyId, Tree, TreeCode, TreeId};
+use geo_core::{Cultivar, Health, LonLat, NewTree, OrchardId, SurveyId, Tree, TreeCode, TreeId, TreeRef};
 use geo_types::{Coord, LineString, Polygon};
-use store::{Backend, Error, ImportBatch, Storage};
+use store::{Backend, Error, ImportBatch, ImportMeta, Storage};
 
 /// Declares each test twice: `sqlite::<name>` and `postgres::<name>`.
 /// `store` tests get a freshly opened store; `fixture` tests get the database
@@ -58,6 +58,17 @@ suite! {
         concurrent_imports_serialise,
         change_log_order_and_limits,
         ten_thousand_trees,
+        writer_imports_a_survey_file,
+        dropped_writer_leaves_nothing,
+        failed_writer_refuses_to_commit,
+        same_file_is_found_and_refused,
+        row_keys_are_known_across_imports,
+        updates_keep_history_and_bump_versions,
+        update_of_a_missing_tree_names_it,
+        claimed_codes_in_an_import,
+        large_import_rebuilds_indexes,
+        dropped_large_import_keeps_indexes,
+        tree_points_match_all_trees,
     ],
     fixture: [
         reopening_keeps_data,
@@ -648,6 +659,472 @@ async fn corrupt_rows_are_reported_not_panicked_on(fx: Arc<Fixture>) {
     let err = store.orchard(&OrchardId::new("DL-001").unwrap()).await.unwrap_err();
     assert!(matches!(&err, Error::Corrupt { table: "orchards", reason } if reason.contains("DL-001")), "{err:?}");
     assert!(matches!(store.orchards().await, Err(Error::Corrupt { .. })));
+}
+
+// ---------------------------------------------------------------------------
+// Survey imports through an ImportWriter
+
+/// A SHA-256-shaped identity for test file `n`.
+fn sha(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+fn meta(n: u64) -> ImportMeta {
+    ImportMeta {
+        file_name: format!("survey-{n}.csv"),
+        file_sha256: sha(n),
+        format: "csv".into(),
+        survey: survey(&format!("surveyor {n}")),
+        external_id: Some(format!("kobo-{n}")),
+    }
+}
+
+fn keyed(prefix: &str, trees: Vec<NewTree>) -> Vec<(String, NewTree)> {
+    trees.into_iter().enumerate().map(|(i, t)| (format!("{prefix}-{i}"), t)).collect()
+}
+
+/// Everything observable about trees, changes, surveys and imports, to
+/// compare before and after an import that must leave no trace.
+async fn full_snapshot(store: &dyn Storage, probe: &[TreeId]) -> (u64, i64, Vec<Tree>, usize, Vec<usize>, usize) {
+    let mut history = Vec::new();
+    for id in probe {
+        history.push(store.tree_history(*id).await.unwrap().len());
+    }
+    (
+        store.count_trees().await.unwrap(),
+        store.last_change().await.unwrap(),
+        store.all_trees().await.unwrap(),
+        store.orchards().await.unwrap().len(),
+        history,
+        store.changes_since(0, u32::MAX).await.unwrap().len(),
+    )
+}
+
+async fn writer_imports_a_survey_file(store: Arc<dyn Storage>) {
+    let before = store.import(batch(&["DL-001", "DL-002"], vec![draft("DL-001", 0)])).await.unwrap();
+    let earlier_survey =
+        store.import(ImportBatch { survey: Some(survey("earlier")), ..Default::default() }).await.unwrap();
+    let seq = store.last_change().await.unwrap();
+
+    let mut drafts: Vec<NewTree> = (1..=300).map(|i| draft(if i % 2 == 0 { "DL-001" } else { "DL-002" }, i)).collect();
+    drafts[7].code = Some(code(707_070));
+    drafts[8].survey_id = earlier_survey.survey_id;
+    let mut m = meta(1);
+    m.survey.surveyed_at += chrono::Duration::nanoseconds(789);
+    let mut writer = store.begin_import(m.clone()).await.unwrap();
+    assert_eq!(writer.known_row_keys(&["r-0".to_string()]).await.unwrap(), [false]);
+    let first = writer.insert_trees(keyed("r", drafts[..200].to_vec())).await.unwrap();
+    let second = writer.insert_trees(keyed("s", drafts[200..].to_vec())).await.unwrap();
+    // Nothing is visible before the commit.
+    assert_eq!(store.count_trees().await.unwrap(), 1);
+    assert_eq!(store.last_change().await.unwrap(), seq);
+    assert!(store.find_import(&sha(1)).await.unwrap().is_none());
+    let survey_id = writer.commit().await.unwrap();
+
+    let assigned: Vec<(TreeId, TreeCode)> = first.into_iter().chain(second).collect();
+    assert_eq!(assigned.len(), 300);
+    assert_eq!(assigned[7].1, code(707_070));
+    let ids: HashSet<TreeId> = assigned.iter().map(|a| a.0).collect();
+    assert_eq!(ids.len(), 300);
+    assert!(!ids.contains(&before.trees[0].id));
+    for (i, ((id, c), d)) in assigned.iter().zip(&drafts).enumerate() {
+        let t = store.tree(*id).await.unwrap().unwrap();
+        assert_eq!(t.code, *c);
+        if i != 7 {
+            assert_eq!(*c, code(id.0 as u64), "derived code of tree {id}");
+        }
+        assert_matches_draft(&t, d);
+        assert_eq!(t.survey_id, Some(if i == 8 { earlier_survey.survey_id.unwrap() } else { survey_id }));
+        assert_eq!((t.version, t.created_at), (1, t.updated_at));
+    }
+    let stored = store.survey(survey_id).await.unwrap().unwrap();
+    assert_eq!(stored.surveyor, m.survey.surveyor);
+    assert_eq!(stored.surveyed_at, m.survey.surveyed_at.trunc_subsecs(6));
+    assert_eq!(stored.device, m.survey.device);
+
+    let prior = store.find_import(&sha(1)).await.unwrap().unwrap();
+    assert_eq!(prior.survey_id, survey_id);
+    assert_eq!(prior.file_name, "survey-1.csv");
+    assert!(prior.imported_at >= stored.surveyed_at);
+
+    // Every new tree reaches followers, one change each, in pages.
+    let mut followed = Vec::new();
+    let mut at = seq;
+    loop {
+        let page = store.changes_since(at, 7).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(page.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert!(page[0].seq > at);
+        at = last.seq;
+        followed.extend(page.iter().map(|c| c.tree_id));
+    }
+    assert_eq!(followed.len(), 300);
+    assert_eq!(followed.iter().copied().collect::<HashSet<_>>(), ids);
+    assert_eq!(store.last_change().await.unwrap(), at);
+    // A later edit comes after the whole import.
+    let edited = store.update_tree(&store.tree(assigned[0].0).await.unwrap().unwrap()).await.unwrap();
+    let next = store.changes_since(at, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].tree_id, edited.id);
+}
+
+async fn dropped_writer_leaves_nothing(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], (0..5).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store.as_ref(), &probe).await;
+
+    let mut writer = store.begin_import(meta(2)).await.unwrap();
+    writer.insert_trees(keyed("a", (10..60).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let mut changed = draft("DL-001", 99);
+    changed.health = Health::Dead;
+    writer.update_trees(vec![("u".into(), TreeRef::Id(base.trees[1].id), changed)]).await.unwrap();
+    drop(writer);
+
+    assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+    assert!(store.find_import(&sha(2)).await.unwrap().is_none());
+    // The same file imports afterwards, and its rows are new (keys were not kept).
+    let mut writer = store.begin_import(meta(2)).await.unwrap();
+    assert_eq!(writer.known_row_keys(&["a-0".into(), "u".into()]).await.unwrap(), [false, false]);
+    writer.insert_trees(keyed("a", vec![draft("DL-001", 10)])).await.unwrap();
+    let survey_id = writer.commit().await.unwrap();
+    assert_eq!(store.find_import(&sha(2)).await.unwrap().unwrap().survey_id, survey_id);
+    assert_eq!(store.count_trees().await.unwrap(), 6);
+}
+
+async fn failed_writer_refuses_to_commit(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store.as_ref(), &probe).await;
+
+    let mut bad_value = draft("DL-001", 5);
+    bad_value.location = LonLat::new(108.0, f64::NAN);
+    let mut bad_orchard = draft("DL-001", 6);
+    bad_orchard.orchard_id = OrchardId::new("DL-404").unwrap();
+    let mut bad_survey = draft("DL-001", 7);
+    bad_survey.survey_id = Some(SurveyId(987_654));
+    let mut taken = draft("DL-001", 8);
+    taken.code = Some(base.trees[2].code);
+    let mut twice = vec![draft("DL-001", 9), draft("DL-001", 10)];
+    twice[0].code = Some(code(5_005));
+    twice[1].code = Some(code(5_005));
+    let cases: Vec<(&str, Vec<NewTree>)> = vec![
+        ("lat", vec![draft("DL-001", 4), bad_value]),
+        ("orchard", vec![bad_orchard]),
+        ("survey_id", vec![bad_survey]),
+        ("taken code", vec![taken]),
+        ("code twice", twice),
+    ];
+    for (what, trees) in cases {
+        let mut writer = store.begin_import(meta(3)).await.unwrap();
+        writer.insert_trees(keyed("ok", vec![draft("DL-001", 20)])).await.unwrap();
+        let err = writer.insert_trees(keyed("bad", trees)).await.unwrap_err();
+        match what {
+            "lat" => assert!(matches!(&err, Error::Invalid { field: "lat", .. }), "{err:?}"),
+            "orchard" => assert!(matches!(&err, Error::UnknownOrchard(o) if o.as_str() == "DL-404"), "{err:?}"),
+            "survey_id" => assert!(matches!(&err, Error::Invalid { field: "survey_id", .. }), "{err:?}"),
+            "taken code" => {
+                assert!(matches!(&err, Error::DuplicateCode(c) if c == base.trees[2].code.as_str()), "{err:?}")
+            }
+            _ => assert!(matches!(&err, Error::DuplicateCode(c) if c == code(5_005).as_str()), "{err:?}"),
+        }
+        // Once failed, the import goes no further: not even its good rows commit.
+        let again = writer.insert_trees(keyed("more", vec![draft("DL-001", 21)])).await.unwrap_err();
+        assert!(matches!(again, Error::Aborted(_)), "{what}: {again:?}");
+        let commit = writer.commit().await.unwrap_err();
+        assert!(matches!(commit, Error::Aborted(_)), "{what}: {commit:?}");
+        assert_eq!(full_snapshot(store.as_ref(), &probe).await, before, "{what}");
+        assert!(store.find_import(&sha(3)).await.unwrap().is_none(), "{what}");
+    }
+    // A sha that is not one.
+    let mut m = meta(4);
+    m.file_sha256 = "not a hash".into();
+    assert!(matches!(store.begin_import(m).await.map(|_| ()), Err(Error::Invalid { field: "file_sha256", .. })));
+}
+
+async fn same_file_is_found_and_refused(store: Arc<dyn Storage>) {
+    store.import(batch(&["DL-001"], vec![])).await.unwrap();
+    assert!(store.find_import(&sha(5)).await.unwrap().is_none());
+    assert!(store.find_import("garbage").await.unwrap().is_none());
+    let mut writer = store.begin_import(meta(5)).await.unwrap();
+    writer.insert_trees(keyed("k", vec![draft("DL-001", 1)])).await.unwrap();
+    let survey_id = writer.commit().await.unwrap();
+
+    let prior = store.find_import(&sha(5).to_uppercase()).await.unwrap().unwrap();
+    assert_eq!(prior.survey_id, survey_id);
+    assert!(store.find_import(&sha(6)).await.unwrap().is_none());
+    let before = store.last_change().await.unwrap();
+    let err = store.begin_import(meta(5)).await.map(|_| ()).unwrap_err();
+    assert!(matches!(&err, Error::AlreadyImported { survey_id: s, .. } if *s == survey_id), "{err:?}");
+    assert!(err.to_string().contains(&sha(5)), "{err}");
+    assert_eq!(store.last_change().await.unwrap(), before);
+    assert_eq!(store.count_trees().await.unwrap(), 1);
+    // Another file with the same rows is a new import.
+    let mut writer = store.begin_import(meta(6)).await.unwrap();
+    assert_eq!(writer.known_row_keys(&["k-0".into()]).await.unwrap(), [true]);
+    drop(writer);
+}
+
+async fn row_keys_are_known_across_imports(store: Arc<dyn Storage>) {
+    store.import(batch(&["DL-001"], vec![])).await.unwrap();
+    let mut writer = store.begin_import(meta(7)).await.unwrap();
+    let rows: Vec<(String, NewTree)> =
+        ["a", "b", "c"].iter().enumerate().map(|(i, k)| (k.to_string(), draft("DL-001", i))).collect();
+    writer.insert_trees(rows).await.unwrap();
+    // Within the same import: recorded keys, and repeats within one call.
+    let keys: Vec<String> = ["a", "x", "x", "c", "y"].iter().map(|k| k.to_string()).collect();
+    assert_eq!(writer.known_row_keys(&keys).await.unwrap(), [true, false, true, true, false]);
+    writer.commit().await.unwrap();
+
+    let mut writer = store.begin_import(meta(8)).await.unwrap();
+    let keys: Vec<String> = ["b", "x", "a", "Ā", ""].iter().map(|k| k.to_string()).collect();
+    assert_eq!(writer.known_row_keys(&keys).await.unwrap(), [true, false, true, false, false]);
+    let updated = store.tree_points().await.unwrap()[0].id;
+    writer.update_trees(vec![("x".into(), TreeRef::Id(updated), draft("DL-001", 40))]).await.unwrap();
+    assert_eq!(writer.known_row_keys(&["x".into()]).await.unwrap(), [true]);
+    writer.commit().await.unwrap();
+    let mut writer = store.begin_import(meta(9)).await.unwrap();
+    assert_eq!(writer.known_row_keys(&["x".into(), "y".into()]).await.unwrap(), [true, false]);
+}
+
+async fn updates_keep_history_and_bump_versions(store: Arc<dyn Storage>) {
+    let imported = store
+        .import(ImportBatch {
+            survey: Some(survey("first")),
+            ..batch(&["DL-001", "DL-002"], (0..4).map(|i| draft("DL-001", i)).collect())
+        })
+        .await
+        .unwrap();
+    let original = imported.trees.clone();
+    let seq = store.last_change().await.unwrap();
+
+    let mut writer = store.begin_import(meta(10)).await.unwrap();
+    let mut a = draft("DL-002", 50);
+    a.health = Health::Poor;
+    let mut b = draft("DL-001", 51);
+    b.code = Some(original[1].code); // naming its own code changes nothing
+    let mut again = draft("DL-001", 52);
+    again.girth_cm = Some(123.5);
+    let mut recode = draft("DL-001", 53);
+    recode.code = Some(code(9_090_909));
+    let updated = writer
+        .update_trees(vec![
+            ("u-0".into(), TreeRef::Id(original[0].id), a.clone()),
+            ("u-1".into(), TreeRef::Code(original[1].code), b.clone()),
+            ("u-2".into(), TreeRef::Id(original[0].id), again.clone()),
+            ("u-3".into(), TreeRef::Code(original[2].code), recode.clone()),
+        ])
+        .await
+        .unwrap();
+    let new = writer.insert_trees(keyed("n", vec![draft("DL-001", 60)])).await.unwrap();
+    let survey_id = writer.commit().await.unwrap();
+
+    assert_eq!(updated.len(), 4);
+    assert_eq!((updated[0].id, updated[0].version), (original[0].id, 2));
+    assert_eq!((updated[2].id, updated[2].version), (original[0].id, 3));
+    assert_eq!((updated[1].id, updated[1].version, updated[1].code), (original[1].id, 2, original[1].code));
+    assert_eq!(updated[3].code, code(9_090_909));
+    for (t, d) in updated.iter().zip([&a, &b, &again, &recode]) {
+        assert_matches_draft(t, d);
+        assert_eq!(t.survey_id, Some(survey_id));
+    }
+    // What the writer returned is what is stored.
+    assert_eq!(store.tree(original[0].id).await.unwrap().unwrap(), updated[2]);
+    assert_eq!(store.tree(original[1].id).await.unwrap().unwrap(), updated[1]);
+    assert_eq!(store.tree_by_code(&code(9_090_909)).await.unwrap().unwrap(), updated[3]);
+    assert!(store.tree_by_code(&original[2].code).await.unwrap().is_none());
+    assert_eq!(updated[0].created_at, original[0].created_at);
+    assert!(updated[0].updated_at >= original[0].updated_at);
+
+    // History: every replaced version exactly as it was, oldest first.
+    let history = store.tree_history(original[0].id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].tree, original[0]);
+    assert_eq!(history[1].tree, updated[0]);
+    assert!(history.iter().all(|h| h.replaced_by == Some(survey_id)));
+    assert!(history[0].replaced_at >= original[0].updated_at);
+    assert_eq!(store.tree_history(original[2].id).await.unwrap()[0].tree, original[2]);
+    assert!(store.tree_history(original[3].id).await.unwrap().is_empty());
+    assert!(store.tree_history(TreeId(777_777)).await.unwrap().is_empty());
+
+    // An edit through the API keeps history too, as a change without a survey.
+    let edited = store.update_tree(&Tree { health: Health::Fair, ..updated[2].clone() }).await.unwrap();
+    let history = store.tree_history(original[0].id).await.unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[2].tree, updated[2]);
+    assert_eq!(history[2].replaced_by, None);
+    assert_eq!(history[2].replaced_at, edited.updated_at);
+
+    // Followers see each touched tree once for the import, then the edit.
+    let changes = store.changes_since(seq, 100).await.unwrap();
+    let ids: Vec<TreeId> = changes.iter().map(|c| c.tree_id).collect();
+    let mut import_ids: Vec<TreeId> = ids[..ids.len() - 1].to_vec();
+    import_ids.sort();
+    let mut expected = vec![original[0].id, original[1].id, original[2].id, new[0].0];
+    expected.sort();
+    assert_eq!(import_ids, expected);
+    assert_eq!(ids.last(), Some(&original[0].id));
+}
+
+async fn update_of_a_missing_tree_names_it(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], (0..2).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store.as_ref(), &probe).await;
+    for missing in [TreeRef::Id(TreeId(424_242)), TreeRef::Code(code(31_337))] {
+        let mut writer = store.begin_import(meta(11)).await.unwrap();
+        let rows = vec![
+            ("ok".to_string(), TreeRef::Id(base.trees[0].id), draft("DL-001", 5)),
+            ("missing".to_string(), missing.clone(), draft("DL-001", 6)),
+        ];
+        let err = writer.update_trees(rows).await.unwrap_err();
+        assert!(matches!(&err, Error::NoSuchTree(r) if *r == missing), "{err:?}");
+        assert_eq!(err.to_string(), format!("{missing} not found"));
+        assert!(matches!(writer.commit().await, Err(Error::Aborted(_))));
+        assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+    }
+    // Claiming another tree's code in an update is a duplicate.
+    let mut writer = store.begin_import(meta(12)).await.unwrap();
+    let mut steal = draft("DL-001", 7);
+    steal.code = Some(base.trees[1].code);
+    let err = writer.update_trees(vec![("s".into(), TreeRef::Id(base.trees[0].id), steal)]).await.unwrap_err();
+    assert!(matches!(&err, Error::DuplicateCode(c) if c == base.trees[1].code.as_str()), "{err:?}");
+}
+
+/// Claims against codes stored before, claimed earlier in the import, and
+/// derived earlier in the import.
+async fn claimed_codes_in_an_import(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], vec![draft("DL-001", 0)])).await.unwrap();
+    let next = base.trees[0].id.0 + 1;
+    let mut writer = store.begin_import(meta(13)).await.unwrap();
+    // A pre-printed tag naming the code the second new tree would derive.
+    let mut tagged = draft("DL-001", 1);
+    tagged.code = Some(code(next as u64 + 1));
+    let first = writer.insert_trees(keyed("a", vec![tagged, draft("DL-001", 2), draft("DL-001", 3)])).await.unwrap();
+    assert_eq!(first[0].1, code(next as u64 + 1));
+    for (id, c) in &first[1..] {
+        assert_eq!(*c, code(id.0 as u64));
+        assert_ne!(*c, first[0].1);
+    }
+    // A later row claims a code this import derived: the untagged tree moves.
+    let derived = first[2];
+    let mut claimer = draft("DL-001", 4);
+    claimer.code = Some(derived.1);
+    let second = writer.insert_trees(keyed("b", vec![claimer])).await.unwrap();
+    assert_eq!(second[0].1, derived.1);
+    let survey_id = writer.commit().await.unwrap();
+
+    let all = store.all_trees().await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all.iter().map(|t| t.code).collect::<HashSet<_>>().len(), 5);
+    let claimer = store.tree_by_code(&derived.1).await.unwrap().unwrap();
+    assert_eq!(claimer.id, second[0].0);
+    assert_matches_draft(&claimer, &draft("DL-001", 4));
+    // The moved tree kept its values, under a new id and code.
+    let moved = all.iter().find(|t| t.location == draft("DL-001", 3).location).unwrap();
+    assert_ne!(moved.id, derived.0);
+    assert_eq!(moved.code, code(moved.id.0 as u64));
+    assert_eq!(moved.survey_id, Some(survey_id));
+    assert!(store.tree(derived.0).await.unwrap().is_none(), "the old id stays free");
+    // Followers learn about exactly the trees that exist.
+    let changed: HashSet<TreeId> = store.changes_since(0, 100).await.unwrap().iter().map(|c| c.tree_id).collect();
+    assert_eq!(changed, all.iter().map(|t| t.id).collect());
+    // The moved tree's row key follows it; a code claimed in an earlier import is taken.
+    let mut writer = store.begin_import(meta(15)).await.unwrap();
+    assert_eq!(writer.known_row_keys(&["a-2".into(), "b-0".into()]).await.unwrap(), [true, true]);
+    let mut again = draft("DL-001", 5);
+    again.code = Some(code(next as u64 + 1));
+    let err = writer.insert_trees(keyed("c", vec![again])).await.unwrap_err();
+    assert!(matches!(&err, Error::DuplicateCode(c) if c == code(next as u64 + 1).as_str()), "{err:?}");
+    drop(writer);
+    // Within one import: a code claimed by an earlier batch is taken too.
+    let mut writer = store.begin_import(meta(16)).await.unwrap();
+    let mut tagged = draft("DL-001", 6);
+    tagged.code = Some(code(4_444));
+    writer.insert_trees(keyed("d", vec![tagged.clone()])).await.unwrap();
+    let err = writer.insert_trees(keyed("e", vec![tagged])).await.unwrap_err();
+    assert!(matches!(&err, Error::DuplicateCode(c) if c == code(4_444).as_str()), "{err:?}");
+}
+
+/// Enough trees for the SQLite writer to drop and rebuild the code and
+/// orchard indexes; claims, updates by code and follow-up reads must all
+/// behave as in a small import.
+async fn large_import_rebuilds_indexes(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001", "DL-002"], (0..10).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let seq = store.last_change().await.unwrap();
+    let mut writer = store.begin_import(meta(18)).await.unwrap();
+    let mut all_new = Vec::new();
+    for b in 0..6 {
+        let mut trees: Vec<NewTree> =
+            (0..5_000).map(|i| draft(if i % 2 == 0 { "DL-001" } else { "DL-002" }, b * 5_000 + i)).collect();
+        trees[17].code = Some(code(700_000 + b as u64));
+        if b == 5 {
+            let keys = writer.known_row_keys(&["x".into()]).await.unwrap();
+            assert_eq!(keys, [false]);
+            let updated = writer
+                .update_trees(vec![
+                    ("u".into(), TreeRef::Code(base.trees[4].code), draft("DL-002", 77)),
+                    ("v".into(), TreeRef::Code(all_new[100]), draft("DL-002", 78)),
+                ])
+                .await
+                .unwrap();
+            assert_eq!(updated[0].id, base.trees[4].id);
+            assert_eq!(updated[1].code, all_new[100]);
+        }
+        let ids = writer.insert_trees(keyed(&format!("b{b}"), trees)).await.unwrap();
+        all_new.extend(ids.iter().map(|(_, c)| *c));
+    }
+    let survey_id = writer.commit().await.unwrap();
+    assert_eq!(store.count_trees().await.unwrap(), 30_010);
+    assert_eq!(all_new.iter().collect::<HashSet<_>>().len(), 30_000);
+    // The code index answers again, for old and new trees.
+    assert_eq!(store.tree_by_code(&base.trees[3].code).await.unwrap().unwrap(), base.trees[3]);
+    let t = store.tree_by_code(&code(700_003)).await.unwrap().unwrap();
+    assert_eq!(t.survey_id, Some(survey_id));
+    assert_eq!(store.tree_by_code(&all_new[29_999]).await.unwrap().unwrap().code, all_new[29_999]);
+    assert_eq!(store.changes_since(seq, 100_000).await.unwrap().len(), 30_000 + 1);
+    // And it still refuses a duplicate code.
+    let mut dup = draft("DL-001", 1);
+    dup.code = Some(all_new[5]);
+    let err = store.import(batch(&[], vec![dup])).await.unwrap_err();
+    assert!(matches!(err, Error::DuplicateCode(_)), "{err:?}");
+    let twin = store.tree_by_code(&all_new[6]).await.unwrap().unwrap();
+    let err = store.update_tree(&Tree { code: all_new[7], ..twin }).await.unwrap_err();
+    assert!(matches!(err, Error::DuplicateCode(_)), "{err:?}");
+}
+
+async fn dropped_large_import_keeps_indexes(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store.as_ref(), &probe).await;
+    let mut writer = store.begin_import(meta(17)).await.unwrap();
+    for b in 0..5 {
+        writer.insert_trees(keyed(&format!("b{b}"), (0..6_000).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    }
+    // However the writer checks codes by now, one stored before is taken.
+    let mut dup = draft("DL-001", 1);
+    dup.code = Some(base.trees[0].code);
+    let err = writer.insert_trees(keyed("dup", vec![dup])).await.unwrap_err();
+    assert!(matches!(&err, Error::DuplicateCode(c) if c == base.trees[0].code.as_str()), "{err:?}");
+    drop(writer);
+    assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+    // The code index is there (lookups and uniqueness).
+    assert_eq!(store.tree_by_code(&base.trees[1].code).await.unwrap().unwrap(), base.trees[1]);
+    let mut dup = draft("DL-001", 1);
+    dup.code = Some(base.trees[2].code);
+    assert!(matches!(store.import(batch(&[], vec![dup])).await, Err(Error::DuplicateCode(_))));
+}
+
+async fn tree_points_match_all_trees(store: Arc<dyn Storage>) {
+    assert!(store.tree_points().await.unwrap().is_empty());
+    store.import(batch(&["DL-001"], (0..50).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let mut points = store.tree_points().await.unwrap();
+    points.sort_by_key(|p| p.id);
+    let all = store.all_trees().await.unwrap();
+    assert_eq!(points.len(), all.len());
+    for (p, t) in points.iter().zip(&all) {
+        assert_eq!((p.id, p.code), (t.id, t.code));
+        assert_eq!(p.location.lon.to_bits(), t.location.lon.to_bits());
+        assert_eq!(p.location.lat.to_bits(), t.location.lat.to_bits());
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Request handlers, one module per resource.
 
 pub mod home;
+pub mod imports;
 pub mod orchards;
 pub mod trees;
 

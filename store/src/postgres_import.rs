@@ -1,0 +1,577 @@
+//! The PostgreSQL import writer: one transaction holding [`WRITE_LOCK`] for
+//! the whole import. New trees go in with `COPY ... FROM STDIN`, one round
+//! trip per batch (plus one to check their codes); updates with a few
+//! array-bound statements per batch. Row keys are read into memory once and
+//! written in each tree's `row_key`. The change log is written at commit,
+//! one row per run of ids.
+//!
+//! Dropping the writer drops the transaction (sqlx rolls it back when the
+//! connection goes back to the pool); a killed process's transaction is
+//! rolled back by the server when the connection closes. Sequences are not
+//! transactional: a rolled-back import leaves gaps in tree, survey and change
+//! numbers, nothing else.
+//!
+//! [`WRITE_LOCK`]: crate::postgres::WRITE_LOCK
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use geo_core::{NewTree, OrchardId, SurveyId, Tree, TreeCode, TreeId, TreeRef};
+use sqlx::postgres::PgConnection;
+use sqlx::{Postgres, Transaction};
+
+use crate::common::{
+    IdSource as _, KeySet, Touched, check_draft, code_for, code_serial, corrupt, decode_error, history_columns,
+    known_hashes, normalise_sha256, now, repeated_code, row_key_hash, tree_columns,
+};
+use crate::postgres::{Ids, PostgresStore, duplicate_code_error, log_changes};
+use crate::{Error, ImportMeta, ImportWriter, Result};
+
+/// A stored tree as an update needs it.
+#[derive(Clone, Copy)]
+struct Current {
+    id: i64,
+    code: TreeCode,
+    version: i64,
+    created_at: DateTime<Utc>,
+}
+
+/// One import in progress (see the module documentation).
+pub(crate) struct PgImport {
+    tx: Transaction<'static, Postgres>,
+    survey_id: i64,
+    /// The first tree id this import took; later ones are larger (one sequence).
+    first_id: Option<i64>,
+    inserted: u64,
+    updated: u64,
+    orchards: HashSet<OrchardId>,
+    /// Surveys known to exist.
+    surveys: HashSet<i64>,
+    /// Recorded row-key hashes; read on first use.
+    keys: Option<KeySet>,
+    /// Codes this import claimed explicitly.
+    claimed: HashSet<TreeCode>,
+    /// Serials of claimed codes above every stored id: derived codes skip them.
+    claimed_ahead: HashSet<i64>,
+    touched: Touched,
+    /// Why the import cannot go on, once it cannot.
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for PgImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgImport").field("survey_id", &self.survey_id).finish_non_exhaustive()
+    }
+}
+
+/// Appends `v` to a COPY text-format line: `\N` for NULL, special characters escaped.
+trait CopyField {
+    fn put(&self, out: &mut String);
+}
+
+impl CopyField for &str {
+    fn put(&self, out: &mut String) {
+        for ch in self.chars() {
+            match ch {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+    }
+}
+
+impl CopyField for i64 {
+    fn put(&self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl CopyField for i32 {
+    fn put(&self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+/// Shortest text that reads back to the same bits (PostgreSQL's float8 input is correctly rounded).
+impl CopyField for f64 {
+    fn put(&self, out: &mut String) {
+        let _ = write!(out, "{self}");
+    }
+}
+
+impl<T: CopyField> CopyField for Option<T> {
+    fn put(&self, out: &mut String) {
+        match self {
+            Some(v) => v.put(out),
+            None => out.push_str("\\N"),
+        }
+    }
+}
+
+fn field(out: &mut String, v: impl CopyField, last: bool) {
+    v.put(out);
+    out.push(if last { '\n' } else { '\t' });
+}
+
+impl PgImport {
+    /// Opens the transaction (taking the write lock) and records the survey and the file.
+    pub(crate) async fn begin(store: &PostgresStore, meta: ImportMeta) -> Result<PgImport> {
+        let sha = normalise_sha256(&meta.file_sha256)?;
+        let mut tx = store.begin_write().await?;
+        let prior: Option<i64> = sqlx::query_scalar("SELECT survey_id FROM imports WHERE file_sha256 = $1")
+            .bind(&sha)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(survey_id) = prior {
+            return Err(Error::AlreadyImported { file_sha256: sha, survey_id: SurveyId(survey_id) });
+        }
+        let s = &meta.survey;
+        let survey_id: i64 = sqlx::query_scalar(
+            "INSERT INTO surveys (surveyor, surveyed_at, source, device) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(&s.surveyor)
+        .bind(s.surveyed_at.trunc_subsecs(6))
+        .bind(&s.source)
+        .bind(&s.device)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO imports (survey_id, file_name, file_sha256, format, external_id, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(survey_id)
+        .bind(&meta.file_name)
+        .bind(&sha)
+        .bind(&meta.format)
+        .bind(&meta.external_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        // Ids come from the sequence, above every stored one (and above those
+        // of rolled-back imports, which are never handed out again).
+        let claimed_ahead: Vec<i64> = sqlx::query_scalar(
+            "SELECT code_serial FROM trees WHERE code_serial > (SELECT COALESCE(MAX(id), 0) FROM trees)",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orchards").fetch_all(&mut *tx).await?;
+        let orchards = ids
+            .into_iter()
+            .map(|id| OrchardId::new(&id).map_err(|e| corrupt("orchards", format!("orchard {id:?}: {e}"))))
+            .collect::<Result<HashSet<_>>>()?;
+        Ok(PgImport {
+            tx,
+            survey_id,
+            first_id: None,
+            inserted: 0,
+            updated: 0,
+            orchards,
+            surveys: HashSet::from([survey_id]),
+            keys: None,
+            claimed: HashSet::new(),
+            claimed_ahead: claimed_ahead.into_iter().collect(),
+            touched: Touched::default(),
+            broken: None,
+        })
+    }
+
+    /// Before each call: refuses to go on after a failure. The mark stays if
+    /// the call's future is dropped half-way (that batch's fate is unknown).
+    fn enter(&mut self) -> Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(Error::Aborted(why.clone()));
+        }
+        self.broken = Some("an earlier call was cancelled before it finished".into());
+        Ok(())
+    }
+
+    /// After each call: a failure ends the import.
+    fn leave<T>(&mut self, result: Result<T>) -> Result<T> {
+        self.broken = result.as_ref().err().map(ToString::to_string);
+        result
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Every recorded row key: those of the current trees and of the versions they replaced.
+    async fn recorded_keys(&mut self) -> Result<&mut KeySet> {
+        if self.keys.is_none() {
+            let hashes: Vec<i64> = sqlx::query_scalar(
+                "SELECT row_key FROM trees WHERE row_key IS NOT NULL \
+                 UNION ALL SELECT row_key FROM tree_history WHERE row_key IS NOT NULL",
+            )
+            .fetch_all(self.conn())
+            .await?;
+            let mut keys = KeySet::with_capacity_and_hasher(hashes.len(), Default::default());
+            keys.extend(hashes);
+            self.keys = Some(keys);
+        }
+        Ok(self.keys.get_or_insert_with(KeySet::default))
+    }
+
+    /// Row-key hashes for trees about to be written: `None` for a key recorded
+    /// already (it keeps its first tree) or repeated among `keys`.
+    async fn record_keys<'k>(&mut self, keys: impl Iterator<Item = &'k String>) -> Result<Vec<Option<i64>>> {
+        let recorded = self.recorded_keys().await?;
+        Ok(keys
+            .map(|k| {
+                let hash = row_key_hash(k);
+                recorded.insert(hash).then_some(hash)
+            })
+            .collect())
+    }
+
+    async fn check_survey(&mut self, survey: Option<SurveyId>) -> Result<()> {
+        let Some(SurveyId(s)) = survey else { return Ok(()) };
+        if self.surveys.contains(&s) {
+            return Ok(());
+        }
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM surveys WHERE id = $1").bind(s).fetch_optional(self.conn()).await?;
+        if found.is_none() {
+            return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
+        }
+        self.surveys.insert(s);
+        Ok(())
+    }
+
+    async fn fresh_ids(&mut self, n: usize) -> Result<Vec<i64>> {
+        let ids = Ids { conn: self.conn() }.fresh_ids(n).await?;
+        if ids.len() != n {
+            return Err(corrupt("trees", format!("asked for {n} tree ids, got {}", ids.len())));
+        }
+        if self.first_id.is_none() {
+            self.first_id = ids.first().copied();
+        }
+        Ok(ids)
+    }
+
+    /// Which stored trees (this import's included) hold `codes`.
+    async fn holders(&mut self, codes: &[TreeCode]) -> Result<HashMap<TreeCode, i64>> {
+        if codes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let serials: Vec<i64> = codes.iter().map(code_serial).collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT code, id FROM trees WHERE code_serial = ANY($1)")
+            .bind(serials)
+            .fetch_all(self.conn())
+            .await
+            .map_err(|e| decode_error("trees", e))?;
+        rows.into_iter()
+            .map(|(code, id)| {
+                let code = TreeCode::parse(&code).map_err(|e| corrupt("trees", format!("tree {id}: {e}")))?;
+                Ok((code, id))
+            })
+            .collect()
+    }
+
+    /// `n` fresh ids whose derived codes (serial = id) no claim holds and
+    /// `reserved` (serials) does not name.
+    async fn derive(&mut self, n: usize, reserved: &HashSet<i64>) -> Result<Vec<(i64, TreeCode)>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            for id in self.fresh_ids(n - out.len()).await? {
+                if reserved.contains(&id) || self.claimed_ahead.contains(&id) {
+                    tracing::debug!(id, "derived tag code already claimed; taking another id");
+                } else {
+                    out.push((id, code_for(id)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes `code` free for a claim: a tree this import gave that code as its
+    /// derived one moves to a fresh id; any other holder is a duplicate.
+    async fn claim(&mut self, code: TreeCode, holder: Option<i64>, reserved: &HashSet<i64>) -> Result<()> {
+        if let Some(holder) = holder {
+            let derived_here = self.first_id.is_some_and(|first| holder >= first)
+                && !self.claimed.contains(&code)
+                && code_for(holder).ok() == Some(code);
+            if !derived_here {
+                return Err(Error::DuplicateCode(code.to_string()));
+            }
+            let moved = self.derive(1, reserved).await?;
+            let Some(&(id, new_code)) = moved.first() else {
+                return Err(corrupt("trees", "asked for a tree id, got none"));
+            };
+            sqlx::query("UPDATE trees SET id = $1, code = $2, code_serial = $3 WHERE id = $4")
+                .bind(id)
+                .bind(new_code.as_str())
+                .bind(code_serial(&new_code))
+                .bind(holder)
+                .execute(self.conn())
+                .await?;
+            sqlx::query("UPDATE tree_history SET tree_id = $1 WHERE tree_id = $2")
+                .bind(id)
+                .bind(holder)
+                .execute(self.conn())
+                .await?;
+            self.touched.remove(holder);
+            self.touched.add(id);
+            tracing::info!(
+                from = holder, to = id, code = %code,
+                "a later row claims the tag code derived for an untagged tree of this import; that tree moves"
+            );
+        }
+        self.claimed_ahead.insert(code_serial(&code));
+        self.claimed.insert(code);
+        Ok(())
+    }
+
+    async fn insert(&mut self, rows: Vec<(String, NewTree)>) -> Result<Vec<(TreeId, TreeCode)>> {
+        for (_, t) in &rows {
+            check_draft(t, &self.orchards)?;
+            self.check_survey(t.survey_id).await?;
+        }
+        if let Some(code) = repeated_code(rows.iter().filter_map(|(_, t)| t.code)) {
+            return Err(Error::DuplicateCode(code.to_string()));
+        }
+        // Serials claimed by this batch: no derived code may take them.
+        let reserved: HashSet<i64> = rows.iter().filter_map(|(_, t)| t.code.as_ref().map(code_serial)).collect();
+        let claims: Vec<TreeCode> = rows.iter().filter_map(|(_, t)| t.code).collect();
+        let holders = self.holders(&claims).await?;
+        for code in &claims {
+            self.claim(*code, holders.get(code).copied(), &reserved).await?;
+        }
+        let claimed_ids = self.fresh_ids(claims.len()).await?;
+        let mut derived = self.derive(rows.len() - claims.len(), &reserved).await?.into_iter();
+        let mut claimed_ids = claimed_ids.into_iter();
+        let mut assigned = Vec::with_capacity(rows.len());
+        for (_, t) in &rows {
+            let next = match t.code {
+                Some(code) => claimed_ids.next().map(|id| (id, code)),
+                None => derived.next(),
+            };
+            assigned.push(next.ok_or_else(|| corrupt("trees", "fewer tree ids than trees"))?);
+        }
+
+        let row_keys = self.record_keys(rows.iter().map(|(k, _)| k)).await?;
+        let at = now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+        let mut text = String::with_capacity(rows.len() * 200);
+        for (((_, t), &(id, code)), row_key) in rows.iter().zip(&assigned).zip(row_keys) {
+            field(&mut text, id, false);
+            field(&mut text, code.as_str(), false);
+            field(&mut text, code_serial(&code), false);
+            field(&mut text, t.location.lon, false);
+            field(&mut text, t.location.lat, false);
+            field(&mut text, t.accuracy_m, false);
+            field(&mut text, t.cultivar.as_str(), false);
+            field(&mut text, t.planted_year, false);
+            field(&mut text, t.health.as_str(), false);
+            field(&mut text, t.height_m, false);
+            field(&mut text, t.girth_cm, false);
+            field(&mut text, t.orchard_id.as_str(), false);
+            field(&mut text, t.survey_id.map_or(self.survey_id, |s| s.0), false);
+            field(&mut text, row_key, false);
+            field(&mut text, at.as_str(), false);
+            field(&mut text, at.as_str(), false);
+            field(&mut text, 1i64, true);
+        }
+        let mut copy = self
+            .conn()
+            .copy_in_raw(
+                "COPY trees (id, code, code_serial, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
+                 orchard_id, survey_id, row_key, created_at, updated_at, version) FROM STDIN",
+            )
+            .await?;
+        copy.send(text.into_bytes()).await?;
+        copy.finish().await.map_err(duplicate_code_error)?;
+
+        for &(id, _) in &assigned {
+            self.touched.add(id);
+        }
+        self.inserted += rows.len() as u64;
+        Ok(assigned.into_iter().map(|(id, code)| (TreeId(id), code)).collect())
+    }
+
+    async fn current(&mut self, ids: &[i64], serials: &[i64]) -> Result<Vec<Current>> {
+        let rows: Vec<(i64, String, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, code, version, created_at FROM trees WHERE id = ANY($1) OR code_serial = ANY($2)",
+        )
+        .bind(ids)
+        .bind(serials)
+        .fetch_all(self.conn())
+        .await
+        .map_err(|e| decode_error("trees", e))?;
+        rows.into_iter()
+            .map(|(id, code, version, created_at)| {
+                let code = TreeCode::parse(&code).map_err(|e| corrupt("trees", format!("tree {id}: {e}")))?;
+                Ok(Current { id, code, version, created_at })
+            })
+            .collect()
+    }
+
+    async fn update(&mut self, rows: Vec<(String, TreeRef, NewTree)>) -> Result<Vec<Tree>> {
+        for (_, _, t) in &rows {
+            check_draft(t, &self.orchards)?;
+            self.check_survey(t.survey_id).await?;
+        }
+        let ids: Vec<i64> =
+            rows.iter().filter_map(|(_, r, _)| if let TreeRef::Id(id) = r { Some(id.0) } else { None }).collect();
+        let serials: Vec<i64> = rows
+            .iter()
+            .filter_map(|(_, r, _)| if let TreeRef::Code(c) = r { Some(code_serial(c)) } else { None })
+            .collect();
+        let found = self.current(&ids, &serials).await?;
+        let mut by_id: HashMap<i64, Current> = found.iter().map(|c| (c.id, *c)).collect();
+        let mut id_of_code: HashMap<TreeCode, i64> = found.iter().map(|c| (c.code, c.id)).collect();
+
+        let batch_at = now();
+        // Rows in groups that name each tree once, applied one group after the other.
+        let mut groups: Vec<Vec<(Current, TreeCode, &NewTree)>> = vec![Vec::new()];
+        let mut in_group: HashSet<i64> = HashSet::new();
+        let mut out = Vec::with_capacity(rows.len());
+        for (_, target, t) in &rows {
+            let id = match target {
+                TreeRef::Id(id) => Some(id.0),
+                TreeRef::Code(code) => id_of_code.get(code).copied(),
+            };
+            let Some(current) = id.and_then(|id| by_id.get(&id).copied()) else {
+                return Err(Error::NoSuchTree(target.clone()));
+            };
+            let code = t.code.unwrap_or(current.code);
+            if code != current.code {
+                let holder = self.holders(&[code]).await?.get(&code).copied();
+                self.claim(code, holder, &HashSet::new()).await?;
+                id_of_code.remove(&current.code);
+                id_of_code.insert(code, current.id);
+            }
+            if !in_group.insert(current.id) {
+                groups.push(Vec::new());
+                in_group.clear();
+                in_group.insert(current.id);
+            }
+            let at = batch_at.max(current.created_at);
+            let survey_id = t.survey_id.unwrap_or(SurveyId(self.survey_id));
+            out.push(Tree {
+                id: TreeId(current.id),
+                code,
+                location: t.location,
+                accuracy_m: t.accuracy_m,
+                cultivar: t.cultivar.clone(),
+                planted_year: t.planted_year,
+                health: t.health,
+                height_m: t.height_m,
+                girth_cm: t.girth_cm,
+                orchard_id: t.orchard_id.clone(),
+                survey_id: Some(survey_id),
+                created_at: current.created_at,
+                updated_at: at,
+                version: current.version + 1,
+            });
+            by_id.insert(current.id, Current { code, version: current.version + 1, ..current });
+            if let Some(group) = groups.last_mut() {
+                group.push((current, code, t));
+            }
+        }
+
+        let row_keys = self.record_keys(rows.iter().map(|(k, _, _)| k)).await?;
+        let mut done = 0;
+        for group in groups.iter().filter(|g| !g.is_empty()) {
+            let trees = &out[done..done + group.len()];
+            let keys = &row_keys[done..done + group.len()];
+            done += group.len();
+            let ids: Vec<i64> = trees.iter().map(|t| t.id.0).collect();
+            sqlx::query(concat!(
+                "INSERT INTO tree_history (",
+                history_columns!(),
+                ", row_key) SELECT ",
+                tree_columns!(),
+                ", $2, $3, row_key FROM trees WHERE id = ANY($1)"
+            ))
+            .bind(&ids)
+            .bind(batch_at)
+            .bind(self.survey_id)
+            .execute(self.conn())
+            .await?;
+            sqlx::query(
+                "UPDATE trees SET code = u.code, code_serial = u.code_serial, lon = u.lon, lat = u.lat, accuracy_m = u.accuracy_m, \
+                 cultivar = u.cultivar, planted_year = u.planted_year, health = u.health, height_m = u.height_m, \
+                 girth_cm = u.girth_cm, orchard_id = u.orchard_id, survey_id = u.survey_id, \
+                 updated_at = u.updated_at, row_key = u.row_key, version = trees.version + 1 \
+                 FROM UNNEST($1::int8[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::text[], \
+                 $7::int4[], $8::text[], $9::float8[], $10::float8[], $11::text[], $12::int8[], $13::timestamptz[], \
+                 $14::int8[], $15::int8[]) AS u(id, code, lon, lat, accuracy_m, cultivar, planted_year, health, \
+                 height_m, girth_cm, orchard_id, survey_id, updated_at, row_key, code_serial) WHERE trees.id = u.id",
+            )
+            .bind(&ids)
+            .bind(trees.iter().map(|t| t.code.as_str()).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.location.lon).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.location.lat).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.accuracy_m).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.cultivar.as_str()).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.planted_year).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.health.as_str()).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.height_m).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.girth_cm).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.orchard_id.as_str()).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.survey_id.map(|s| s.0)).collect::<Vec<_>>())
+            .bind(trees.iter().map(|t| t.updated_at).collect::<Vec<_>>())
+            .bind(keys)
+            .bind(trees.iter().map(|t| code_serial(&t.code)).collect::<Vec<_>>())
+            .execute(self.conn())
+            .await
+            .map_err(duplicate_code_error)?;
+        }
+
+        for t in &out {
+            self.touched.add(t.id.0);
+        }
+        self.updated += out.len() as u64;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ImportWriter for PgImport {
+    async fn known_row_keys(&mut self, keys: &[String]) -> Result<Vec<bool>> {
+        self.enter()?;
+        let hashes: Vec<i64> = keys.iter().map(|k| row_key_hash(k)).collect();
+        let result = match self.recorded_keys().await {
+            Ok(recorded) => Ok(known_hashes(recorded, &hashes)),
+            Err(e) => Err(e),
+        };
+        self.leave(result)
+    }
+
+    async fn insert_trees(&mut self, rows: Vec<(String, NewTree)>) -> Result<Vec<(TreeId, TreeCode)>> {
+        self.enter()?;
+        let result = self.insert(rows).await;
+        self.leave(result)
+    }
+
+    async fn update_trees(&mut self, rows: Vec<(String, TreeRef, NewTree)>) -> Result<Vec<Tree>> {
+        self.enter()?;
+        let result = self.update(rows).await;
+        self.leave(result)
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<SurveyId> {
+        self.enter()?;
+        let at = now();
+        let runs = std::mem::take(&mut self.touched).into_runs();
+        log_changes(self.conn(), &runs, at).await?;
+        sqlx::query(
+            "UPDATE imports SET imported_at = $1, trees_inserted = $2, trees_updated = $3 WHERE survey_id = $4",
+        )
+        .bind(at)
+        .bind(i64::try_from(self.inserted).unwrap_or(i64::MAX))
+        .bind(i64::try_from(self.updated).unwrap_or(i64::MAX))
+        .bind(self.survey_id)
+        .execute(self.conn())
+        .await?;
+        let survey_id = SurveyId(self.survey_id);
+        let PgImport { tx, inserted, updated, .. } = *self;
+        tx.commit().await?;
+        tracing::debug!(survey = survey_id.0, inserted, updated, "import committed");
+        Ok(survey_id)
+    }
+}
