@@ -171,7 +171,9 @@ impl CsvSource {
             if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                 continue; // blank line
             }
-            let line = record.position().map_or(0, csv::Position::line);
+            // The csv crate reports a record from where the previous one ended: after
+            // its `\r` but before its `\n` in a CRLF file, so one line early there.
+            let line = record.position().map_or(0, csv::Position::line) + u64::from(self.crlf);
             let mut builder = Builder::new(ctx, RecordAt::Line(line));
             if record.len() > self.header.len() {
                 builder.reject(

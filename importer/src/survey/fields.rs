@@ -135,6 +135,12 @@ pub fn field_of(column: &str) -> Option<Field> {
     if let Some(field) = plain(&key) {
         return Some(field);
     }
+    // ODK Central's `<group>-<name>`.
+    if let Some((_, last)) = name.rsplit_once('-') {
+        if let Some(field) = plain(&fold(last)).filter(|f| !matches!(f, Field::Lat | Field::Lon)) {
+            return Some(field);
+        }
+    }
     // Kobo `_<label>_latitude` and ODK `<group>-<name>-Latitude`.
     let lower = name.to_lowercase();
     for (suffix, field) in [

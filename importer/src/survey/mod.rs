@@ -589,7 +589,10 @@ impl<'c> Builder<'c> {
             }
         }
 
-        let surveyed_text = text(Field::SurveyedAt).or_else(|| text(Field::SubmittedAt));
+        // Kobo and ODK write submission times in UTC, without an offset; a survey
+        // time without one is Vietnam local time.
+        let submitted = || text(Field::SubmittedAt).map(|t| if has_offset(&t) { t } else { format!("{t}Z") });
+        let surveyed_text = text(Field::SurveyedAt).or_else(submitted);
         let surveyed_at = surveyed_text.and_then(|t| match crate::parse_time(&t) {
             Some(time) => Some(time),
             None => {
@@ -647,6 +650,18 @@ fn unassigned_orchard() -> OrchardId {
     // The pipeline replaces it, or rejects the row, before anything is stored.
     #[allow(clippy::expect_used)]
     OrchardId::new("unassigned").expect("a constant, valid orchard id")
+}
+
+/// True when a date-time ends with `Z` or a `+hh:mm` / `-hh:mm` / `+hhmm` offset.
+fn has_offset(t: &str) -> bool {
+    let b = t.trim().as_bytes();
+    if b.last().is_some_and(|c| c.eq_ignore_ascii_case(&b'Z')) {
+        return true;
+    }
+    // A time part must exist, or `2025-03-03` would read as an offset of -03.
+    let has_time = b.iter().any(|&c| c == b':');
+    let sign_at = |back: usize| b.len() > back + 10 && matches!(b[b.len() - back - 1], b'+' | b'-');
+    has_time && (sign_at(5) || sign_at(4))
 }
 
 /// Health in English or Vietnamese, any case, with or without diacritics.
