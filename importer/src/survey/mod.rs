@@ -659,7 +659,7 @@ fn has_offset(t: &str) -> bool {
         return true;
     }
     // A time part must exist, or `2025-03-03` would read as an offset of -03.
-    let has_time = b.iter().any(|&c| c == b':');
+    let has_time = b.contains(&b':');
     let sign_at = |back: usize| b.len() > back + 10 && matches!(b[b.len() - back - 1], b'+' | b'-');
     has_time && (sign_at(5) || sign_at(4))
 }
