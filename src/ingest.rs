@@ -130,17 +130,21 @@ pub async fn import_file(job: ImportJob) -> anyhow::Result<Outcome> {
     Ok(Outcome { imported: report.inserted + report.updated, rejected: report.rejected, orchards: 0 })
 }
 
+/// Prints to stdout; a closed pipe (`| head`) is not an error.
 fn print_report(report: &Report, dry_run: bool) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     if dry_run {
-        println!("mapping:");
+        let _ = writeln!(out, "mapping:");
         for line in &report.mapping {
-            println!("  {line}");
+            let _ = writeln!(out, "  {line}");
         }
         if !report.preview.is_empty() {
-            println!("preview:");
+            let _ = writeln!(out, "preview:");
             for row in &report.preview {
                 let at = |v: Option<f64>| v.map(|v| format!("{v:.7}")).unwrap_or_else(|| "-".into());
-                println!(
+                let _ = writeln!(
+                    out,
                     "  {:<12} {:<28} {} {} {} {} {} {}",
                     row.at,
                     row.action,
@@ -163,12 +167,13 @@ fn print_report(report: &Report, dry_run: bool) {
             RowStatus::Duplicate => "duplicate: ",
         };
         let value = if p.value.is_empty() { String::new() } else { format!(" {}", p.value) };
-        println!("{} {}: {status}{}{value}: {}", report.file, p.at, p.field, p.reason);
+        let _ = writeln!(out, "{} {}: {status}{}{value}: {}", report.file, p.at, p.field, p.reason);
     }
     if report.problems.len() > SHOWN {
-        println!("  ... {} more in the report (--report FILE)", report.problems.len() - SHOWN);
+        let _ = writeln!(out, "  ... {} more in the report (--report FILE)", report.problems.len() - SHOWN);
     }
-    print!("{}", report.summary());
+    out.push_str(&report.summary());
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
 }
 
 /// Imports the bundled sample (orchards, then trees) for `serve --demo`.

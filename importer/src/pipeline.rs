@@ -608,7 +608,7 @@ fn read_rows(
 ) -> Result<Report> {
     let near_radius = opts.nearby_radius_m.max(opts.same_tree_radius_m);
     let mut in_file: PointGrid<u64> = PointGrid::new(near_radius);
-    let mut row_of_line: Vec<String> = Vec::new();
+    let mut row_of_line: Vec<RecordAt> = Vec::new();
     let mut claimed_codes: HashMap<TreeCode, String> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH_ROWS);
     let file = report.file.clone();
@@ -705,7 +705,8 @@ fn read_rows(
         if target.is_none() {
             let stored = known.grid.nearest_within(tree.location, near_radius);
             let earlier = in_file.nearest_within(tree.location, near_radius);
-            let location = format!("{:.7},{:.7}", tree.location.lat, tree.location.lon);
+            let position = tree.location;
+            let location = || format!("{:.7},{:.7}", position.lat, position.lon);
             let mut duplicate = None;
             if let Some((id, d)) = stored {
                 if d <= opts.same_tree_radius_m && !opts.allow_near {
@@ -716,7 +717,7 @@ fn read_rows(
                 } else {
                     row_warnings.push(problem(
                         "location",
-                        location.clone(),
+                        location(),
                         format!("stored tree {id} is {} away", short(d)),
                         Severity::Warning,
                     ));
@@ -724,7 +725,7 @@ fn read_rows(
             }
             if duplicate.is_none() {
                 if let Some((row, d)) = earlier {
-                    let at = row_of_line.get(row as usize).cloned().unwrap_or_default();
+                    let at = row_of_line.get(row as usize).map(ToString::to_string).unwrap_or_default();
                     if d <= opts.same_tree_radius_m && !opts.allow_near {
                         duplicate = Some((
                             format!("probable duplicate of {at} of this file ({} away)", short(d)),
@@ -733,7 +734,7 @@ fn read_rows(
                     } else {
                         row_warnings.push(problem(
                             "location",
-                            location.clone(),
+                            location(),
                             format!("the tree of {at} is {} away", short(d)),
                             Severity::Warning,
                         ));
@@ -745,12 +746,12 @@ fn read_rows(
                     report.preview.push(preview_row(&record, Some(&tree), "duplicate"));
                 }
                 let reason = format!("{reason}; not inserted (--allow-near inserts it)");
-                report.duplicate(&record.at, "location", &location, reason, summary);
+                report.duplicate(&record.at, "location", &location(), reason, summary);
                 continue;
             }
         }
         let index = row_of_line.len() as u64;
-        row_of_line.push(record.at.to_string());
+        row_of_line.push(record.at);
         in_file.insert(tree.location, index);
         if let (Some(code), None) = (&tree.code, &target) {
             claimed_codes.insert(*code, record.at.to_string());

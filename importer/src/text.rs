@@ -14,13 +14,29 @@ const FOLDS: [(char, &str); 7] = [
 ];
 
 /// Lower-cases, strips Vietnamese diacritics (precomposed or combining) and
-/// drops spaces, `-` and `_`: `Chuồng Bò` and `chuong-bo` both give `chuongbo`.
+/// drops everything that is not a letter or digit (spaces, `-`, `_`, `/`,
+/// brackets ...): `Chuồng Bò`, `chuong-bo` and `Chuồng bò (ghép)` give
+/// `chuongbo`, `chuongbo` and `chuongboghep`.
 pub(crate) fn fold(s: &str) -> String {
-    s.chars()
-        .flat_map(char::to_lowercase)
-        .filter(|c| !c.is_whitespace() && *c != '-' && *c != '_' && !('\u{300}'..='\u{36f}').contains(c))
-        .map(|c| FOLDS.iter().find(|(_, set)| set.contains(c)).map_or(c, |(base, _)| *base))
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c.to_ascii_lowercase());
+            }
+            continue;
+        }
+        for lower in c.to_lowercase() {
+            if ('\u{300}'..='\u{36f}').contains(&lower) {
+                continue; // combining marks (text in NFD form)
+            }
+            let base = FOLDS.iter().find(|(_, set)| set.contains(lower)).map_or(lower, |(base, _)| *base);
+            if base.is_alphanumeric() {
+                out.push(base);
+            }
+        }
+    }
+    out
 }
 
 /// Levenshtein distance between two strings, by characters.
@@ -92,6 +108,9 @@ mod tests {
         // NFD: o + combining circumflex + combining grave.
         assert_eq!(fold("Chuo\u{302}\u{300}ng Bo\u{300}"), "chuongbo");
         assert_eq!(fold("Đắk Lắk"), "daklak");
+        assert_eq!(fold("Chiều cao (m)"), "chieucaom");
+        assert_eq!(fold("group/_Vị trí_latitude"), "groupvitrilatitude");
+        assert_eq!(fold("  "), "");
     }
 
     #[test]

@@ -187,13 +187,10 @@ impl CsvSource {
                 );
             }
             let mut bad_utf8 = None;
-            let get = |field: Field| -> Option<String> {
+            // Values that are not UTF-8 are rejected below; here they read as missing.
+            let get = |field: Field| -> Option<&str> {
                 let (_, i) = self.columns.iter().find(|(f, _)| *f == field)?;
-                let bytes = record.get(*i)?;
-                match std::str::from_utf8(bytes) {
-                    Ok(s) => Some(s.to_owned()),
-                    Err(_) => Some(String::from_utf8_lossy(bytes).into_owned()),
-                }
+                std::str::from_utf8(record.get(*i)?).ok()
             };
             for (field, i) in &self.columns {
                 if let Some(bytes) = record.get(*i) {

@@ -180,7 +180,7 @@ fn feature_record(ctx: &Context, at: RecordAt, value: Value) -> Record {
             found
         })
         .unwrap_or_default();
-    let get = |field: Field| props.iter().find(|(f, _)| *f == field).map(|(_, t)| t.clone());
+    let get = |field: Field| props.iter().find(|(f, _)| *f == field).map(|(_, t)| t.as_str());
     let key = value.get("id").and_then(text_of);
     let serialized = || content_key(&[value.to_string().as_bytes()]);
     let content = serialized();

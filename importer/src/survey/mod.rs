@@ -404,16 +404,16 @@ impl<'c> Builder<'c> {
 
     /// Builds the record. `get` answers the text of a field; `point` is a
     /// geometry's `(x, y)` when the format has one.
-    pub(crate) fn build(
+    pub(crate) fn build<'r>(
         mut self,
-        get: &dyn Fn(Field) -> Option<String>,
+        get: &dyn Fn(Field) -> Option<&'r str>,
         point: Option<(f64, f64)>,
         key: Option<String>,
         content_key: impl FnOnce() -> String,
         raw: RawRecord,
     ) -> Record {
         let rules = &self.ctx.opts.rules;
-        let text = |f: Field| get(f).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let text = |f: Field| get(f).map(str::trim).filter(|s| !s.is_empty());
 
         // Position: explicit lat/lon, projected x/y, a raw geopoint, or the geometry.
         let crs = self.ctx.opts.crs.as_ref().filter(|c| !c.is_wgs84());
@@ -462,19 +462,19 @@ impl<'c> Builder<'c> {
             if self.ctx.opts.swap_xy {
                 std::mem::swap(&mut x, &mut y);
             }
-            let value = format!("{x},{y}");
+            let value = || format!("{x},{y}");
             let converted = match crs {
                 Some(crs) => crs.to_wgs84(x, y).map_err(|e| e.to_string()),
                 None => Ok(LonLat::new(x, y)),
             };
             match converted {
-                Err(reason) => self.reject("location", &value, reason),
+                Err(reason) => self.reject("location", &value(), reason),
                 Ok(p) if !(-90.0..=90.0).contains(&p.lat) || !(-180.0..=180.0).contains(&p.lon) => {
                     let swapped = LonLat::new(p.lat, p.lon);
                     if crs.is_none() && rules.region.bbox.contains(swapped) {
                         self.reject(
                             "location",
-                            &value,
+                            &value(),
                             "values look like lon,lat swapped; pass --swap-xy if the columns are swapped",
                         );
                     } else if !(-90.0..=90.0).contains(&p.lat) {
@@ -488,7 +488,7 @@ impl<'c> Builder<'c> {
                     if crs.is_none() && rules.region.bbox.contains(swapped) {
                         self.reject(
                             "location",
-                            &value,
+                            &value(),
                             "values look like lon,lat swapped; pass --swap-xy if the columns are swapped",
                         );
                     } else {
@@ -561,7 +561,7 @@ impl<'c> Builder<'c> {
             },
         };
 
-        let orchard = text(Field::Orchard).and_then(|t| match OrchardId::new(&t) {
+        let orchard = text(Field::Orchard).and_then(|t| match OrchardId::new(t) {
             Ok(id) => Some(id),
             Err(e) => {
                 self.reject("orchard", &t, e.to_string());
@@ -591,8 +591,8 @@ impl<'c> Builder<'c> {
 
         // Kobo and ODK write submission times in UTC, without an offset; a survey
         // time without one is Vietnam local time.
-        let submitted = || text(Field::SubmittedAt).map(|t| if has_offset(&t) { t } else { format!("{t}Z") });
-        let surveyed_text = text(Field::SurveyedAt).or_else(submitted);
+        let submitted = || text(Field::SubmittedAt).map(|t| if has_offset(t) { t.to_owned() } else { format!("{t}Z") });
+        let surveyed_text = text(Field::SurveyedAt).map(str::to_owned).or_else(submitted);
         let surveyed_at = surveyed_text.and_then(|t| match crate::parse_time(&t) {
             Some(time) => Some(time),
             None => {
@@ -607,7 +607,7 @@ impl<'c> Builder<'c> {
 
         let height_m = self.number(Field::Height, text(Field::Height).as_deref());
         let girth_cm = self.number(Field::Girth, text(Field::Girth).as_deref());
-        let external_id = text(Field::ExternalId);
+        let external_id = text(Field::ExternalId).map(str::to_owned);
 
         let mut tree = None;
         if let (Some(location), Some(health)) = (location, health) {

@@ -215,7 +215,7 @@ impl XmlSource {
             }
             found
         };
-        let get = |field: Field| mapped.iter().find(|(f, _)| *f == field).map(|(_, t)| t.clone());
+        let get = |field: Field| mapped.iter().find(|(f, _)| *f == field).map(|(_, t)| t.as_str());
         let mut parts: Vec<&[u8]> = vec![item.lat.as_bytes(), item.lon.as_bytes()];
         for (n, v) in &item.values {
             parts.push(n.as_bytes());
