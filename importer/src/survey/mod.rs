@@ -417,12 +417,12 @@ impl<'c> Builder<'c> {
 
         // Position: explicit lat/lon, projected x/y, a raw geopoint, or the geometry.
         let crs = self.ctx.opts.crs.as_ref().filter(|c| !c.is_wgs84());
-        let mut accuracy = self.number(Field::Accuracy, text(Field::Accuracy).as_deref());
+        let mut accuracy = self.number(Field::Accuracy, text(Field::Accuracy));
         let mut xy: Option<(f64, f64, &'static str)> = None;
         let (lat_t, lon_t, x_t, y_t) = (text(Field::Lat), text(Field::Lon), text(Field::X), text(Field::Y));
         if lat_t.is_some() || lon_t.is_some() {
-            let lat = self.number(Field::Lat, lat_t.as_deref());
-            let lon = self.number(Field::Lon, lon_t.as_deref());
+            let lat = self.number(Field::Lat, lat_t);
+            let lon = self.number(Field::Lon, lon_t);
             match (lon, lat) {
                 (Some(lon), Some(lat)) => xy = Some((lon, lat, "lon,lat")),
                 _ if lat_t.is_none() => self.reject("lat", "", "is required"),
@@ -430,8 +430,8 @@ impl<'c> Builder<'c> {
                 _ => {}
             }
         } else if x_t.is_some() || y_t.is_some() {
-            let x = self.number(Field::X, x_t.as_deref());
-            let y = self.number(Field::Y, y_t.as_deref());
+            let x = self.number(Field::X, x_t);
+            let y = self.number(Field::Y, y_t);
             if let (Some(x), Some(y)) = (x, y) {
                 xy = Some((x, y, "x,y"));
             } else if x_t.is_none() || y_t.is_none() {
@@ -447,9 +447,9 @@ impl<'c> Builder<'c> {
                             accuracy = rest.get(1).and_then(|a| a.parse::<f64>().ok()).filter(|a| a.is_finite());
                         }
                     }
-                    _ => self.reject("geopoint", &raw_point, "is not \"lat lon [alt accuracy]\""),
+                    _ => self.reject("geopoint", raw_point, "is not \"lat lon [alt accuracy]\""),
                 },
-                _ => self.reject("geopoint", &raw_point, "is not \"lat lon [alt accuracy]\""),
+                _ => self.reject("geopoint", raw_point, "is not \"lat lon [alt accuracy]\""),
             }
         } else if let Some((x, y)) = point {
             xy = Some((x, y, "x,y"));
@@ -523,7 +523,7 @@ impl<'c> Builder<'c> {
         }
 
         let cultivar_text = text(Field::Cultivar);
-        let cultivar = Cultivar::new(cultivar_text.as_deref().unwrap_or(""));
+        let cultivar = Cultivar::new(cultivar_text.unwrap_or(""));
         match &cultivar_text {
             None => self.reject("cultivar", "", "is required"),
             Some(t) if !cultivar.is_known() => {
@@ -542,7 +542,7 @@ impl<'c> Builder<'c> {
                 .ok()
                 .or_else(|| t.parse::<f64>().ok().filter(|v| v.fract() == 0.0 && v.abs() < 1e6).map(|v| v as i32));
             if year.is_none() {
-                self.reject("planted_year", &t, "is not a year (a whole number such as 2018)");
+                self.reject("planted_year", t, "is not a year (a whole number such as 2018)");
             }
             year
         });
@@ -552,10 +552,10 @@ impl<'c> Builder<'c> {
                 self.reject("health", "", "is required (good, fair, poor or dead)");
                 None
             }
-            Some(t) => match parse_health(&t) {
+            Some(t) => match parse_health(t) {
                 Some(h) => Some(h),
                 None => {
-                    self.reject("health", &t, "must be one of good, fair, poor, dead (tốt, khá, yếu, chết)");
+                    self.reject("health", t, "must be one of good, fair, poor, dead (tốt, khá, yếu, chết)");
                     None
                 }
             },
@@ -564,7 +564,7 @@ impl<'c> Builder<'c> {
         let orchard = text(Field::Orchard).and_then(|t| match OrchardId::new(t) {
             Ok(id) => Some(id),
             Err(e) => {
-                self.reject("orchard", &t, e.to_string());
+                self.reject("orchard", t, e.to_string());
                 None
             }
         });
@@ -574,18 +574,18 @@ impl<'c> Builder<'c> {
         if let Some(t) = text(Field::TreeId) {
             match t.parse::<i64>() {
                 Ok(id) if id > 0 => target = Some(TreeRef::Id(TreeId(id))),
-                _ => self.reject("tree_id", &t, "is not a tree id (a positive whole number)"),
+                _ => self.reject("tree_id", t, "is not a tree id (a positive whole number)"),
             }
         }
         if let Some(t) = text(Field::Code) {
-            match TreeCode::parse(&t) {
+            match TreeCode::parse(t) {
                 Ok(c) => {
                     if target.is_none() {
                         target = Some(TreeRef::Code(c));
                     }
                     code = Some(c);
                 }
-                Err(e) => self.reject("code", &t, e.to_string()),
+                Err(e) => self.reject("code", t, e.to_string()),
             }
         }
 
@@ -605,8 +605,8 @@ impl<'c> Builder<'c> {
             }
         });
 
-        let height_m = self.number(Field::Height, text(Field::Height).as_deref());
-        let girth_cm = self.number(Field::Girth, text(Field::Girth).as_deref());
+        let height_m = self.number(Field::Height, text(Field::Height));
+        let girth_cm = self.number(Field::Girth, text(Field::Girth));
         let external_id = text(Field::ExternalId).map(str::to_owned);
 
         let mut tree = None;
