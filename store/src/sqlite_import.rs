@@ -532,33 +532,27 @@ impl<'c> Import<'c> {
             });
         }
 
+        let survey = self.survey_id;
         let keys = self.recorded_keys()?;
         let new_rows: Vec<NewRow<'_>> = rows
             .iter()
             .zip(&assigned)
-            .map(|((key, tree), &(id, code))| NewRow {
-                id,
-                code,
-                tree,
-                survey: 0,
-                row_key: Self::record_key(keys, key),
-            })
+            .map(|((key, tree), &(id, code))| NewRow { id, code, tree, survey, row_key: Self::record_key(keys, key) })
             .collect();
-        let survey = self.survey_id;
         let at = time_text(now());
         let mut chunks = new_rows.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
             let stmt = &mut self.insert_many;
             stmt.raw_bind_parameter(1, at.as_str()).map_err(driver_error)?;
             for (r, row) in chunk.iter().enumerate() {
-                bind_tree(stmt, 2 + r * VALUES_PER_TREE, &NewRow { survey, ..*row })?;
+                bind_tree(stmt, 2 + r * VALUES_PER_TREE, row)?;
             }
             stmt.raw_execute().map_err(driver_error)?;
         }
         for row in chunks.remainder() {
             let stmt = &mut self.insert_one;
             stmt.raw_bind_parameter(1, at.as_str()).map_err(driver_error)?;
-            bind_tree(stmt, 2, &NewRow { survey, ..*row })?;
+            bind_tree(stmt, 2, row)?;
             stmt.raw_execute().map_err(driver_error)?;
         }
         drop(new_rows);

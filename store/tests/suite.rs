@@ -66,13 +66,14 @@ suite! {
         updates_keep_history_and_bump_versions,
         update_of_a_missing_tree_names_it,
         claimed_codes_in_an_import,
-        large_import_rebuilds_indexes,
-        dropped_large_import_keeps_indexes,
+        large_import_keeps_codes_unique,
+        dropped_large_import_leaves_nothing,
         tree_points_match_all_trees,
     ],
     fixture: [
         reopening_keeps_data,
         corrupt_rows_are_reported_not_panicked_on,
+        code_serials_agree,
     ],
 }
 
@@ -1044,10 +1045,9 @@ async fn claimed_codes_in_an_import(store: Arc<dyn Storage>) {
     assert!(matches!(&err, Error::DuplicateCode(c) if c == code(4_444).as_str()), "{err:?}");
 }
 
-/// Enough trees for the SQLite writer to drop and rebuild the code and
-/// orchard indexes; claims, updates by code and follow-up reads must all
-/// behave as in a small import.
-async fn large_import_rebuilds_indexes(store: Arc<dyn Storage>) {
+/// Tens of thousands of trees in several batches, with claims and updates by
+/// code among them: codes stay unique and findable, during and after.
+async fn large_import_keeps_codes_unique(store: Arc<dyn Storage>) {
     let base = store.import(batch(&["DL-001", "DL-002"], (0..10).map(|i| draft("DL-001", i)).collect())).await.unwrap();
     let seq = store.last_change().await.unwrap();
     let mut writer = store.begin_import(meta(18)).await.unwrap();
@@ -1075,13 +1075,13 @@ async fn large_import_rebuilds_indexes(store: Arc<dyn Storage>) {
     let survey_id = writer.commit().await.unwrap();
     assert_eq!(store.count_trees().await.unwrap(), 30_010);
     assert_eq!(all_new.iter().collect::<HashSet<_>>().len(), 30_000);
-    // The code index answers again, for old and new trees.
+    // Trees are found by code, old and new.
     assert_eq!(store.tree_by_code(&base.trees[3].code).await.unwrap().unwrap(), base.trees[3]);
     let t = store.tree_by_code(&code(700_003)).await.unwrap().unwrap();
     assert_eq!(t.survey_id, Some(survey_id));
     assert_eq!(store.tree_by_code(&all_new[29_999]).await.unwrap().unwrap().code, all_new[29_999]);
     assert_eq!(store.changes_since(seq, 100_000).await.unwrap().len(), 30_000 + 1);
-    // And it still refuses a duplicate code.
+    // Codes stay unique for later writers.
     let mut dup = draft("DL-001", 1);
     dup.code = Some(all_new[5]);
     let err = store.import(batch(&[], vec![dup])).await.unwrap_err();
@@ -1091,7 +1091,7 @@ async fn large_import_rebuilds_indexes(store: Arc<dyn Storage>) {
     assert!(matches!(err, Error::DuplicateCode(_)), "{err:?}");
 }
 
-async fn dropped_large_import_keeps_indexes(store: Arc<dyn Storage>) {
+async fn dropped_large_import_leaves_nothing(store: Arc<dyn Storage>) {
     let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
     let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
     let before = full_snapshot(store.as_ref(), &probe).await;
@@ -1099,14 +1099,14 @@ async fn dropped_large_import_keeps_indexes(store: Arc<dyn Storage>) {
     for b in 0..5 {
         writer.insert_trees(keyed(&format!("b{b}"), (0..6_000).map(|i| draft("DL-001", i)).collect())).await.unwrap();
     }
-    // However the writer checks codes by now, one stored before is taken.
+    // A code stored before is taken, however far the import has gone.
     let mut dup = draft("DL-001", 1);
     dup.code = Some(base.trees[0].code);
     let err = writer.insert_trees(keyed("dup", vec![dup])).await.unwrap_err();
     assert!(matches!(&err, Error::DuplicateCode(c) if c == base.trees[0].code.as_str()), "{err:?}");
     drop(writer);
     assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
-    // The code index is there (lookups and uniqueness).
+    // Codes are still found and still unique.
     assert_eq!(store.tree_by_code(&base.trees[1].code).await.unwrap().unwrap(), base.trees[1]);
     let mut dup = draft("DL-001", 1);
     dup.code = Some(base.trees[2].code);
@@ -1182,6 +1182,74 @@ async fn sqlite_creates_a_wal_database_and_memory_works() {
     let imported = memory.import(batch(&["DL-001"], (0..30).map(|i| draft("DL-001", i)).collect())).await.unwrap();
     assert_eq!(memory.count_trees().await.unwrap(), 30);
     assert_eq!(memory.all_trees().await.unwrap(), imported.trees);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_imports_and_cleans_up() {
+    let memory = store::SqliteStore::open(std::path::Path::new(":memory:")).await.unwrap();
+    let dir = memory.path().parent().unwrap().to_path_buf();
+    assert!(dir.exists());
+    memory.import(batch(&["DL-001"], vec![])).await.unwrap();
+    let mut writer = memory.begin_import(meta(40)).await.unwrap();
+    writer.insert_trees(keyed("m", (0..300).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    writer.commit().await.unwrap();
+    assert_eq!(memory.count_trees().await.unwrap(), 300);
+    assert_eq!(memory.tree_points().await.unwrap().len(), 300);
+    // Two stores are two databases.
+    let other = store::open(":memory:").await.unwrap();
+    assert_eq!(other.count_trees().await.unwrap(), 0);
+    memory.close().await;
+    drop(memory);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
+/// The stored code serials are those of the codes (trees are found by code
+/// through them); on PostgreSQL, the migration's SQL computes the same ones
+/// for trees stored before it (on SQLite a unit test checks that).
+async fn code_serials_agree(fx: Arc<Fixture>) {
+    let store = fx.open().await;
+    let mut drafts: Vec<NewTree> = (0..40).map(|i| draft("DL-001", i)).collect();
+    drafts[3].code = Some(code(887_503_680));
+    drafts[4].code = Some(code(0));
+    store.import(batch(&["DL-001"], drafts)).await.unwrap();
+    let mut writer = store.begin_import(meta(41)).await.unwrap();
+    let mut claimed = draft("DL-001", 50);
+    claimed.code = Some(code(123_456_789));
+    writer.insert_trees(keyed("c", vec![claimed, draft("DL-001", 51)])).await.unwrap();
+    writer.commit().await.unwrap();
+
+    let read = |fx: Arc<Fixture>| async move {
+        let sql = "SELECT code, code_serial FROM trees ORDER BY id";
+        match &*fx {
+            Fixture::Sqlite { path, .. } => {
+                let mut conn =
+                    <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap();
+                sqlx::query_as::<_, (String, i64)>(sql).fetch_all(&mut conn).await.unwrap()
+            }
+            Fixture::Postgres { url, .. } => {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await.unwrap();
+                sqlx::query_as::<_, (String, i64)>(sql).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    };
+    let rows = read(fx.clone()).await;
+    assert_eq!(rows.len(), 42);
+    for (c, serial) in &rows {
+        assert_eq!(code(*serial as u64).as_str(), c);
+    }
+    if let Fixture::Postgres { .. } = &*fx {
+        let migration = include_str!("../migrations/postgres/0002_imports.sql");
+        let start = migration.find("UPDATE trees SET code_serial").unwrap();
+        let end = start + migration[start..].find(';').unwrap();
+        fx.exec("UPDATE trees SET code_serial = -id").await;
+        fx.exec(&migration[start..=end]).await;
+        assert_eq!(read(fx.clone()).await, rows);
+    }
+    for (c, _) in &rows {
+        assert!(store.tree_by_code(&TreeCode::parse(c).unwrap()).await.unwrap().is_some(), "{c}");
+    }
 }
 
 #[tokio::test]
