@@ -105,10 +105,6 @@ impl Field {
         let key = fold(name);
         Field::ALL.into_iter().find(|f| fold(f.name()) == key).or_else(|| alias(&key))
     }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
 }
 
 impl std::fmt::Display for Field {
@@ -130,11 +126,11 @@ pub const ALIASES: &[(Field, &[&str])] = &[
         &["accuracy", "accuracym", "precision", "gpsaccuracy", "dochinhxac", "dochinhxacm", "saiso", "saisom"],
     ),
     (Field::Altitude, &["altitude", "altitudem", "alt", "ele", "elevation", "docao", "docaom"]),
+    (Field::Cultivar, &["cultivar", "variety", "cultivarname", "giong", "giongcay", "loaigiong", "giongsaurieng"]),
     (
-        Field::Cultivar,
-        &["cultivar", "variety", "cultivarname", "giong", "giongcay", "loaigiong", "giongsaurieng"],
+        Field::PlantedYear,
+        &["plantedyear", "plantingyear", "yearplanted", "plantyear", "year", "namtrong", "namtrongcay"],
     ),
-    (Field::PlantedYear, &["plantedyear", "plantingyear", "yearplanted", "plantyear", "year", "namtrong", "namtrongcay"]),
     (Field::Health, &["health", "condition", "healthstatus", "tinhtrang", "tinhtrangcay", "suckhoe", "suckhoecay"]),
     (Field::Orchard, &["orchard", "orchardid", "orchardcode", "mavuon", "vuon", "mavuontrong", "idvuon"]),
     (Field::Code, &["code", "tag", "tagcode", "treecode", "qr", "qrcode", "maqr", "macay"]),
@@ -285,7 +281,7 @@ mod tests {
         assert_eq!(Field::from_name("colour"), None);
         for f in Field::ALL {
             assert_eq!(Field::from_name(f.name()), Some(f));
-            assert_eq!(Field::ALL[f.index()], f);
+            assert_eq!(Field::ALL[f as usize], f);
         }
     }
 
