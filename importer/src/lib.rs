@@ -1,9 +1,19 @@
-//! Survey import for orchardmap: turns files into validated domain records.
+//! Survey import for orchardmap: turns files into validated domain records
+//! and, through [`pipeline::import`], into one store transaction.
 //!
-//! This crate only parses. It reads no paths and touches no database: the
-//! caller opens the file, passes a reader and the name to use in messages,
-//! and stores what comes back (orchards first, then trees).
+//! The format layer only parses: the caller passes a reader and the name to
+//! use in messages. The [`pipeline`] places, de-duplicates and writes the
+//! records through the `store` crate's `Storage` trait (no SQL here).
 //!
+//! * [`SurveySource`]: survey files of every format volunteers bring (CSV
+//!   with `,` `;` or tab, KoboToolbox and ODK Central exports, GeoJSON,
+//!   newline-delimited GeoJSON, GPX waypoints, KML placemarks), detected
+//!   from content and extension and streamed as [`Record`]s in bounded
+//!   memory: columns mapped from English and Vietnamese names ([`Mapping`],
+//!   [`ALIASES`]), coordinates converted from `--crs` systems, every value
+//!   validated against [`Rules`], every problem a [`RowProblem`]; rejected
+//!   records go back out in the input's own format through a
+//!   [`RejectWriter`].
 //! * [`read_trees_csv`]: tree rows from a CSV in the form of `data/trees.csv`,
 //!   with a [`RowProblem`] (file, line, field, value, reason, [`Severity`])
 //!   for every rejected row and every warning.
@@ -46,7 +56,8 @@ pub use error::{Error, Result};
 pub use orchards_geojson::{OrchardImport, parse_orchards_geojson, read_orchards_geojson};
 pub use problem::{FeatureProblem, RowProblem, Severity};
 pub use survey::{
-    Field, Format, Mapping, RawRecord, Record, RecordAt, RejectWriter, Rules, SourceOptions, SurveySource, field_of,
+    ALIASES, CULTIVAR_NAMES, Field, Format, HEALTH_WORDS, Mapping, RawRecord, Record, RecordAt, RejectWriter, Rules,
+    SourceOptions, SurveySource, field_of,
 };
 pub use trees_csv::{
     ACCURACY_WARNING_M, CsvImport, OPTIONAL_COLUMNS, REQUIRED_COLUMNS, TreeRow, parse_time, parse_trees_csv,

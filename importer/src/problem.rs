@@ -24,7 +24,8 @@ pub enum Severity {
     Rejected,
 }
 
-/// One problem in one row of a CSV file.
+/// One problem in one row of a CSV file (or one feature, waypoint or
+/// placemark of a [`SurveySource`](crate::SurveySource)).
 ///
 /// Displays as `survey.csv line 57: lat 1270.5: latitude must be within -90..90`
 /// (warnings as `survey.csv line 12: warning: cultivar Ri 7: ...`).
@@ -33,6 +34,10 @@ pub struct RowProblem {
     /// The file's name, as given to the reader.
     pub file: String,
     /// 1-based physical line where the row starts (the header is line 1).
+    /// For GeoJSON, GPX and KML records read by a
+    /// [`SurveySource`](crate::SurveySource) this is the 0-based feature
+    /// index ([`RecordAt::number`](crate::RecordAt::number)); the record's
+    /// [`RecordAt`](crate::RecordAt) says which.
     pub line: u64,
     /// The column (canonical name such as `lat`), `location` for the position
     /// as a whole, or `row` for the row's shape.

@@ -105,6 +105,10 @@ impl Field {
         let key = fold(name);
         Field::ALL.into_iter().find(|f| fold(f.name()) == key).or_else(|| alias(&key))
     }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl std::fmt::Display for Field {
@@ -281,7 +285,7 @@ mod tests {
         assert_eq!(Field::from_name("colour"), None);
         for f in Field::ALL {
             assert_eq!(Field::from_name(f.name()), Some(f));
-            assert_eq!(Field::ALL[f as usize], f);
+            assert_eq!(Field::ALL[f.index()], f);
         }
     }
 
