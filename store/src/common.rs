@@ -770,6 +770,19 @@ pub(crate) async fn assign_ids<S: IdSource>(
     Ok((ids, codes))
 }
 
+/// The stored form of a re-surveyed tree: the draft's values over the
+/// tree's identity, one version on.
+pub(crate) fn resurveyed_tree(
+    t: NewTree,
+    current: (i64, i64, DateTime<Utc>),
+    code: TreeCode,
+    survey_id: SurveyId,
+    at: DateTime<Utc>,
+) -> Tree {
+    let (id, version, created_at) = current;
+    Tree { survey_id: Some(survey_id), created_at, version: version + 1, ..stored_tree(t, id, code, None, at) }
+}
+
 /// The stored form of an imported draft.
 pub(crate) fn stored_tree(t: NewTree, id: i64, code: TreeCode, survey_id: Option<SurveyId>, at: DateTime<Utc>) -> Tree {
     Tree {

@@ -24,7 +24,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::common::{
     IdSource as _, KeySet, Touched, check_draft, code_for, code_serial, corrupt, decode_error, history_columns,
-    known_hashes, normalise_sha256, now, repeated_code, row_key_hash, tree_columns,
+    known_hashes, normalise_sha256, now, repeated_code, resurveyed_tree, row_key_hash, tree_columns,
 };
 use crate::postgres::{Ids, PostgresStore, duplicate_code_error, log_changes};
 use crate::{Error, ImportMeta, ImportWriter, Result};
@@ -451,22 +451,13 @@ impl PgImport {
             }
             let at = batch_at.max(current.created_at);
             let survey_id = t.survey_id.unwrap_or(SurveyId(self.survey_id));
-            out.push(Tree {
-                id: TreeId(current.id),
+            out.push(resurveyed_tree(
+                t.clone(),
+                (current.id, current.version, current.created_at),
                 code,
-                location: t.location,
-                accuracy_m: t.accuracy_m,
-                cultivar: t.cultivar.clone(),
-                planted_year: t.planted_year,
-                health: t.health,
-                height_m: t.height_m,
-                girth_cm: t.girth_cm,
-                orchard_id: t.orchard_id.clone(),
-                survey_id: Some(survey_id),
-                created_at: current.created_at,
-                updated_at: at,
-                version: current.version + 1,
-            });
+                survey_id,
+                at,
+            ));
             by_id.insert(current.id, Current { code, version: current.version + 1, ..current });
             if let Some(group) = groups.last_mut() {
                 group.push((current, code, t));

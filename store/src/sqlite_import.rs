@@ -43,7 +43,7 @@ use tokio::sync::oneshot;
 
 use crate::common::{
     KeySet, Touched, change_rows, check_draft, code_for, code_serial, corrupt, known_hashes, normalise_sha256, now,
-    repeated_code, row_key_hash,
+    repeated_code, resurveyed_tree, row_key_hash,
 };
 use crate::sqlite::{Columns, HISTORY_INSERT_SQL, NEXT_SEQ_SQL, WRITE_WAIT, driver_error, parse_time, time_text};
 use crate::{Error, ImportMeta, ImportWriter, Result};
@@ -606,22 +606,7 @@ impl<'c> Import<'c> {
                 ])
                 .map_err(db)?;
             self.touched.add(current.id);
-            out.push(Tree {
-                id: TreeId(current.id),
-                code,
-                location: t.location,
-                accuracy_m: t.accuracy_m,
-                cultivar: t.cultivar,
-                planted_year: t.planted_year,
-                health: t.health,
-                height_m: t.height_m,
-                girth_cm: t.girth_cm,
-                orchard_id: t.orchard_id,
-                survey_id: Some(survey_id),
-                created_at: current.created_at,
-                updated_at: at,
-                version: current.version + 1,
-            });
+            out.push(resurveyed_tree(t, (current.id, current.version, current.created_at), code, survey_id, at));
         }
         self.updated += out.len() as u64;
         Ok(out)
