@@ -21,26 +21,35 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod account;
 mod bbox;
 mod code;
 pub mod crs;
 mod error;
+mod filter;
 mod geodesy;
 mod grid;
 mod index;
 mod locate;
 mod model;
+mod record;
 mod validate;
 
+pub use account::{Actor, Role, User, UserId};
 pub use bbox::BBox;
 pub use code::TreeCode;
 pub use crs::{Crs, CrsError};
 pub use error::{Error, Problem, Result};
+pub use filter::{TreeFilter, fold};
 pub use geodesy::{LonLat, distance_m, mercator, mercator_scale};
 pub use grid::{CellHasher, PointGrid};
 pub use index::{IndexedTree, Neighbor, TreeIndex, polygon_from_ring};
 pub use locate::OrchardLocator;
 pub use model::{
     Cultivar, Health, KNOWN_CULTIVARS, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId, TreeRef,
+};
+pub use record::{
+    ChangeAction, FieldChange, MAX_NOTE_CHARS, NewTreeRecord, RECORD_KINDS, RecordDetails, RecordId, RemovalReason,
+    TreeChange, TreeRecord, diff_trees,
 };
 pub use validate::{Region, VIETNAM};

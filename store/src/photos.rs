@@ -1,0 +1,1 @@
+//! Photos of trees, stored content-addressed on disk beside the database.
