@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use geo_core::{OrchardId, Tree, TreeCode, TreeId, TreeIndex};
+use geo_core::{Orchard, OrchardId, Tree, TreeCode, TreeId, TreeIndex};
 use store::Storage;
 
 /// Trees held in memory with their spatial index.
@@ -103,11 +103,17 @@ impl TreeSet {
     }
 }
 
-/// Shared handle on the tree set plus the change-log position it reflects.
+/// Every orchard by id, shared read-only; replaced whole when orchards change.
+pub type OrchardMap = Arc<HashMap<OrchardId, Arc<Orchard>>>;
+
+/// Shared handle on the tree set plus the change-log position it reflects,
+/// and the orchards (few, reloaded whole when any changes).
 #[derive(Debug, Default)]
 pub struct TreeCache {
     set: RwLock<TreeSet>,
     applied_seq: std::sync::atomic::AtomicI64,
+    orchards: RwLock<OrchardMap>,
+    orchards_at: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 impl TreeCache {
@@ -128,7 +134,45 @@ impl TreeCache {
             index_ms = (started.elapsed() - read).as_millis() as u64,
             "trees loaded into memory"
         );
-        Ok(Self { set: RwLock::new(set), applied_seq: seq.into() })
+        let cache = Self { set: RwLock::new(set), applied_seq: seq.into(), ..Default::default() };
+        cache.refresh_orchards(store).await?;
+        Ok(cache)
+    }
+
+    /// Every orchard (a cheap handle on the current map).
+    pub fn orchards(&self) -> OrchardMap {
+        self.orchards.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// One orchard.
+    pub fn orchard(&self, id: &OrchardId) -> Option<Arc<Orchard>> {
+        self.orchards.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    /// Reloads the orchards when any changed since the last load (or always,
+    /// the first time); returns whether it reloaded.
+    pub async fn refresh_orchards(&self, store: &dyn Storage) -> store::Result<bool> {
+        let newest = store.orchards_updated_at().await.ok().flatten();
+        let known = *self.orchards_at.lock().unwrap_or_else(|e| e.into_inner());
+        if newest.is_some() && newest == known {
+            return Ok(false);
+        }
+        let all = store.orchards().await?;
+        let map: HashMap<OrchardId, Arc<Orchard>> = all.into_iter().map(|o| (o.id.clone(), Arc::new(o))).collect();
+        *self.orchards.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+        *self.orchards_at.lock().unwrap_or_else(|e| e.into_inner()) = newest;
+        Ok(true)
+    }
+
+    /// Puts a tree just written by this process into the set at once (the
+    /// change log brings it again later; applying it twice is harmless).
+    pub fn apply(&self, tree: Tree) {
+        self.write().upsert(tree);
+    }
+
+    /// Drops a tree just removed by this process.
+    pub fn forget(&self, id: TreeId) {
+        self.write().remove(id);
     }
 
     /// Read access. A poisoned lock (a panic while writing) is still readable:
@@ -184,6 +228,9 @@ pub async fn follow_changes(cache: Arc<TreeCache>, store: Arc<dyn Storage>, ever
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        if let Err(e) = cache.refresh_orchards(store.as_ref()).await {
+            tracing::warn!(error = %e, "cannot reload orchards; will retry");
+        }
         match cache.catch_up(store.as_ref()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(trees = n, seq = cache.applied_seq(), "applied changes from the database"),

@@ -37,6 +37,45 @@ pub struct AppState {
     pub imports_open: bool,
 }
 
+/// Every route the service serves, as (method, path template in OpenAPI
+/// syntax). The router below is checked against it by a test, and so is the
+/// OpenAPI document ([`openapi`]): a route missing from either fails the build's tests.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/me"),
+    ("GET", "/api/users"),
+    ("POST", "/api/users"),
+    ("DELETE", "/api/users/{name}"),
+    ("GET", "/api/trees"),
+    ("POST", "/api/trees"),
+    ("GET", "/api/trees/nearest"),
+    ("GET", "/api/trees/within"),
+    ("GET", "/api/trees/{id}"),
+    ("PATCH", "/api/trees/{id}"),
+    ("DELETE", "/api/trees/{id}"),
+    ("GET", "/api/trees/{id}/history"),
+    ("GET", "/api/trees/{id}/records"),
+    ("POST", "/api/trees/{id}/records"),
+    ("POST", "/api/trees/{id}/photos"),
+    ("GET", "/api/photos/{sha256}"),
+    ("GET", "/api/orchards"),
+    ("POST", "/api/orchards"),
+    ("GET", "/api/orchards/{id}"),
+    ("PATCH", "/api/orchards/{id}"),
+    ("POST", "/api/imports"),
+    ("GET", "/api/export"),
+    ("GET", "/ogc"),
+    ("GET", "/ogc/conformance"),
+    ("GET", "/ogc/api"),
+    ("GET", "/ogc/collections"),
+    ("GET", "/ogc/collections/{collectionId}"),
+    ("GET", "/ogc/collections/{collectionId}/items"),
+    ("GET", "/ogc/collections/{collectionId}/items/{featureId}"),
+];
+
 /// The routes of the service.
 pub fn router(state: AppState) -> Router {
     Router::new()

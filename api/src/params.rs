@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use geo_core::{BBox, LonLat};
+use geo_core::{BBox, Cultivar, Health, LonLat, OrchardId, TreeFilter};
 
 use crate::error::{AppError, Result};
 
@@ -68,6 +68,84 @@ impl Params {
             other => AppError::bad("bbox", other.to_string()),
         })
     }
+
+    /// Comma-separated values of a parameter (absent = empty; repeated values
+    /// are not supported by the query map: the last one wins).
+    fn list(&self, name: &str) -> Vec<&str> {
+        self.get(name).map(|raw| raw.split(',').map(str::trim).filter(|v| !v.is_empty()).collect()).unwrap_or_default()
+    }
+
+    fn text(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+
+    fn year(&self, name: &'static str) -> Result<Option<i32>> {
+        let Some(raw) = self.get(name).map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+        match raw.parse::<i32>() {
+            Ok(y) if (1900..=2200).contains(&y) => Ok(Some(y)),
+            _ => Err(AppError::bad(name, format!("{raw:?} is not a year (1900..2200)"))),
+        }
+    }
+
+    /// The attribute filter shared by search, tiles, OGC items and exports:
+    /// `cultivar` and `health` (comma-separated, any of), `planted_from`,
+    /// `planted_to` (years), `orchard` (comma-separated ids),
+    /// `planting_area_code`, `commune`, `district`, `province`,
+    /// `updated_since` (RFC 3339), `q` (text in the tag code or orchard name).
+    pub fn tree_filter(&self) -> Result<TreeFilter> {
+        let mut health = Vec::new();
+        for h in self.list("health") {
+            health.push(h.parse::<Health>().map_err(|_| {
+                AppError::bad("health", format!("{h:?} is not one of good, fair, poor, dead"))
+            })?);
+        }
+        let mut orchards = Vec::new();
+        for o in self.list("orchard") {
+            orchards.push(OrchardId::new(o).map_err(|_| AppError::bad("orchard", format!("{o:?} is not an orchard id")))?);
+        }
+        let updated_since = match self.get("updated_since").map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                chrono::DateTime::parse_from_rfc3339(raw)
+                    .map_err(|_| AppError::bad("updated_since", format!("{raw:?} is not an RFC 3339 time")))?
+                    .with_timezone(&chrono::Utc),
+            ),
+        };
+        let filter = TreeFilter {
+            cultivars: self.list("cultivar").into_iter().map(Cultivar::new).collect(),
+            health,
+            planted_from: self.year("planted_from")?,
+            planted_to: self.year("planted_to")?,
+            orchards,
+            planting_area_code: self.text("planting_area_code"),
+            commune: self.text("commune"),
+            district: self.text("district"),
+            province: self.text("province"),
+            updated_since,
+            text: self.text("q"),
+        };
+        if let (Some(from), Some(to)) = (filter.planted_from, filter.planted_to) {
+            if from > to {
+                return Err(AppError::bad("planted_from", format!("{from} is after planted_to {to}")));
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Names of the filter parameters [`Params::tree_filter`] reads.
+    pub const FILTER_NAMES: [&'static str; 11] = [
+        "cultivar",
+        "health",
+        "planted_from",
+        "planted_to",
+        "orchard",
+        "planting_area_code",
+        "commune",
+        "district",
+        "province",
+        "updated_since",
+        "q",
+    ];
 }
 
 #[cfg(test)]
@@ -85,5 +163,25 @@ mod tests {
         assert_eq!(e, "lon: is required");
         let e = Params::parse(Some("bbox=1,2,3")).bbox().unwrap_err().to_string();
         assert!(e.starts_with("bbox: \"1,2,3\""), "{e}");
+    }
+
+    #[test]
+    fn filters_parse_and_name_bad_values() {
+        let f = Params::parse(Some("cultivar=Ri6,musang%20king&health=poor,dead&planted_from=2015&q=%C4%90%E1%BA%AFk"))
+            .tree_filter()
+            .unwrap();
+        assert_eq!(f.cultivars, [Cultivar::new("Ri6"), Cultivar::new("Musang King")]);
+        assert_eq!(f.health, [Health::Poor, Health::Dead]);
+        assert_eq!(f.planted_from, Some(2015));
+        assert_eq!(f.text.as_deref(), Some("Đắk"));
+        assert!(Params::parse(None).tree_filter().unwrap().is_empty());
+        let e = Params::parse(Some("health=sick")).tree_filter().unwrap_err().to_string();
+        assert!(e.starts_with("health: \"sick\""), "{e}");
+        let e = Params::parse(Some("planted_from=20x")).tree_filter().unwrap_err().to_string();
+        assert!(e.starts_with("planted_from:"), "{e}");
+        let e = Params::parse(Some("updated_since=yesterday")).tree_filter().unwrap_err().to_string();
+        assert!(e.starts_with("updated_since:"), "{e}");
+        let e = Params::parse(Some("planted_from=2020&planted_to=2010")).tree_filter().unwrap_err().to_string();
+        assert!(e.contains("after planted_to"), "{e}");
     }
 }
