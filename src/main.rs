@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod export;
 mod ingest;
+mod logging;
+mod users;
 
 /// Durian orchards mapped tree by tree: survey import, spatial API, map tiles.
 #[derive(Parser, Debug)]
@@ -22,6 +25,9 @@ mod ingest;
     orchardmap serve --db postgres://postgres@127.0.0.1/orchardmap --bind 0.0.0.0:8080"
 )]
 struct Cli {
+    /// Log format on stderr: text, or json (one object per line, for log collectors).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +47,28 @@ enum Command {
         /// Import the bundled sample (about 10,000 trees in Đắk Lắk) first when the database has no trees.
         #[arg(long)]
         demo: bool,
+        /// Folder for tree photos [default: NAME-photos beside a SQLite database; none for PostgreSQL,
+        /// which then refuses photo uploads].
+        #[arg(long, env = "ORCHARDMAP_PHOTOS", value_name = "DIR")]
+        photos: Option<PathBuf>,
+        /// Largest photo upload in bytes.
+        #[arg(long, default_value_t = api::DEFAULT_MAX_PHOTO_BYTES, value_name = "BYTES")]
+        max_photo_bytes: usize,
+    },
+    /// Export trees to GeoJSON, CSV, KML or GeoPackage (streamed; filters as in the API).
+    Export(export::ExportArgs),
+    /// Manage accounts and their API tokens.
+    #[command(after_help = "Examples:\n  \
+    orchardmap user add --name \"Lan\" --role volunteer\n  \
+    orchardmap user add --name \"Ông Tám\" --role farmer --orchard DL-CK-EATIEU-001\n  \
+    orchardmap user list\n  \
+    orchardmap user revoke Lan")]
+    User {
+        /// SQLite file path or postgres:// URL.
+        #[arg(long, env = "DATABASE_URL", default_value = "orchardmap.db", global = true)]
+        db: String,
+        #[command(subcommand)]
+        command: users::UserCommand,
     },
     /// Import a survey file: trees from CSV (plain, KoboToolbox or ODK Central exports), GeoJSON,
     /// newline-delimited GeoJSON, GPX waypoints or KML placemarks; or orchard boundaries from a
@@ -115,15 +143,6 @@ enum Command {
     },
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    use std::io::IsTerminal;
-    // Colours only on a terminal: logs piped to files or journald stay greppable.
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -143,14 +162,26 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn serve(db: String, bind: SocketAddr, demo: bool) -> anyhow::Result<()> {
+/// What `orchardmap serve` was asked for.
+struct ServeArgs {
+    db: String,
+    bind: SocketAddr,
+    demo: bool,
+    photos: Option<PathBuf>,
+    max_photo_bytes: usize,
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs { db, bind, demo, photos, max_photo_bytes } = args;
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
         let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
         tracing::info!(orchards = report.orchards, trees = report.imported, "imported the bundled sample");
     }
     let started = std::time::Instant::now();
-    let app = api::Application::build(store, api::Config { bind, ..api::Config::default() }).await?;
+    let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
+    let config = api::Config { bind, photo_dir, max_photo_bytes, ..api::Config::default() };
+    let app = api::Application::build(store, config).await?;
     let addr = app.local_addr()?;
     tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
     // The e2e tests read this line to learn the port.
@@ -161,7 +192,11 @@ async fn serve(db: String, bind: SocketAddr, demo: bool) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { db, bind, demo } => serve(db, bind, demo).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { db, bind, demo, photos, max_photo_bytes } => {
+            serve(ServeArgs { db, bind, demo, photos, max_photo_bytes }).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),
         Command::Import {
             file,
             db,
@@ -211,7 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    logging::init_logging(cli.log_format == "json");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -130,7 +130,8 @@ async fn bad_requests_get_json_errors_naming_the_parameter() {
     let cases = [
         ("/api/trees?bbox=1,2,3", 400, "bbox"),
         ("/api/trees?bbox=108,12,107,13", 400, "bbox"),
-        ("/api/trees", 400, "bbox"),
+        ("/api/trees?health=sick", 400, "health"),
+        ("/api/trees?radius_m=5", 400, "radius_m"),
         ("/api/trees/nearest?lon=108&lat=95&k=3", 400, "lat"),
         ("/api/trees/nearest?lon=108&lat=12&k=0", 400, "k"),
         ("/api/trees/nearest?lon=108&lat=12&k=100000", 400, "k"),
@@ -443,6 +444,18 @@ async fn killing_an_import_at_any_moment_leaves_the_database_as_it_was() {
 async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = orchards_only(dir.path());
+    // An account made on the command line; its token is the only line on stdout.
+    let out = Command::new(BIN)
+        .args(["user", "add", "--name", "Trần Thị B", "--role", "volunteer", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("om_"), "{token}");
+    let listed = Command::new(BIN).args(["user", "list", "--db"]).arg(&db).output().unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("Trần Thị B") && listed.contains("volunteer") && !listed.contains(&token), "{listed}");
     let server = start(&db, false);
     let base = &server.base;
     let csv = std::fs::read(sample("trees.csv")).unwrap();
@@ -450,7 +463,20 @@ async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
         .text("surveyor", "Trần Thị B")
         .text("nearby_radius_m", "4")
         .part("file", reqwest::multipart::Part::bytes(csv.clone()).file_name("trees.csv"));
-    let resp = reqwest::Client::new().post(format!("{base}/api/imports")).multipart(form).send().await.unwrap();
+    let anonymous = reqwest::Client::new()
+        .post(format!("{base}/api/imports"))
+        .multipart(reqwest::multipart::Form::new().text("surveyor", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/imports"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 201);
     let report: Value = resp.json().await.unwrap();
     let inserted = report["inserted"].as_u64().unwrap();
@@ -464,6 +490,7 @@ async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
         reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(csv).file_name("trees.csv"));
     let again: Value = reqwest::Client::new()
         .post(format!("{base}/api/imports"))
+        .bearer_auth(&token)
         .multipart(form)
         .send()
         .await
@@ -473,7 +500,13 @@ async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
         .unwrap();
     assert!(again["already_imported"]["survey_id"].is_number(), "{again}");
     let form = reqwest::multipart::Form::new().text("nearby_radius_m", "far").text("x", "y");
-    let resp = reqwest::Client::new().post(format!("{base}/api/imports")).multipart(form).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/imports"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("nearby_radius_m"), "{body}");

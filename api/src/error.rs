@@ -26,9 +26,38 @@ pub enum AppError {
     /// Nothing with this identifier.
     #[error("{0}")]
     NotFound(String),
-    /// Not allowed here (e.g. imports on a server bound to a public address).
+    /// No valid credentials (no token, a malformed, unknown or revoked one).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in, but the account lacks the right (or not allowed here at all).
     #[error("{0}")]
     Forbidden(String),
+    /// The request conflicts with the stored state (a name or code already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// A write without `If-Match` where the version must be given.
+    #[error("{0}")]
+    PreconditionRequired(String),
+    /// `If-Match` names a version that is no longer current; nothing was written.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The thing existed and was removed.
+    #[error("{0}")]
+    Gone(String),
+    /// The request body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body is not of a type this endpoint accepts.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A request body that is well-formed but has invalid values; every problem listed.
+    #[error("{message}")]
+    Invalid {
+        /// Summary naming every problem.
+        message: String,
+        /// The problems, field by field.
+        problems: Vec<geo_core::Problem>,
+    },
     /// An uploaded file cannot be used at all; names the file and what is wrong.
     #[error("{0}")]
     BadFile(String),
@@ -41,6 +70,25 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// An error for a body whose values fail validation.
+    pub fn invalid(e: geo_core::Error) -> Self {
+        match e {
+            geo_core::Error::Invalid(problems) => {
+                let message = problems
+                    .iter()
+                    .map(|p| format!("{} {:?}: {}", p.field, p.value, p.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                AppError::Invalid { message, problems }
+            }
+            geo_core::Error::Parse { field, value, reason } => AppError::Invalid {
+                message: format!("{field} {value:?}: {reason}"),
+                problems: vec![geo_core::Problem { field: field.to_string(), value, reason }],
+            },
+            other => AppError::Invalid { message: other.to_string(), problems: vec![] },
+        }
+    }
+
     /// A bad-parameter error.
     pub fn bad(param: &'static str, message: impl Into<String>) -> Self {
         Self::BadParameter { param, message: message.into() }
@@ -50,7 +98,15 @@ impl AppError {
         match self {
             AppError::BadParameter { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::PreconditionRequired(_) => (StatusCode::PRECONDITION_REQUIRED, "precondition_required"),
+            AppError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            AppError::Gone(_) => (StatusCode::GONE, "gone"),
+            AppError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            AppError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            AppError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             AppError::BadFile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_file"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -63,6 +119,12 @@ impl From<store::Error> for AppError {
         match e {
             store::Error::NotFound(id) => AppError::NotFound(format!("tree {id} not found")),
             store::Error::Invalid { field, reason } => AppError::BadParameter { param: field, message: reason },
+            store::Error::Conflict { id, current, given } => AppError::PreconditionFailed(format!(
+                "tree {id} is at version {current}, not {given}: someone changed it first; read it again"
+            )),
+            store::Error::UnknownOrchard(id) => AppError::bad("orchard", format!("orchard {id} does not exist")),
+            store::Error::DuplicateCode(code) => AppError::Conflict(format!("tree code {code} is already in use")),
+            store::Error::NoSuchTree(r) => AppError::NotFound(format!("{r} not found")),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -90,6 +152,17 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+        let mut body = json!({ "error": { "code": code, "message": message } });
+        if let AppError::Invalid { problems, .. } = &self {
+            body["error"]["problems"] = json!(problems);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"orchardmap\""),
+            );
+        }
+        response
     }
 }

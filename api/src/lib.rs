@@ -6,9 +6,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 mod cache;
 mod error;
 mod geojson;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
 mod params;
 mod routes;
 
@@ -17,12 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
 use store::Storage;
 use tokio::net::TcpListener;
 
 pub use cache::{TreeCache, TreeSet, follow_changes};
 pub use error::{AppError, Result};
+pub use metrics::Metrics;
+pub use middleware::{AuthFailures, ClientIp, Hygiene, RateLimiter};
 pub use routes::trees::{DEFAULT_LIMIT, MAX_K, MAX_LIMIT, MAX_RADIUS_M};
 
 /// What every handler can reach.
@@ -32,9 +39,51 @@ pub struct AppState {
     pub store: Arc<dyn Storage>,
     /// Trees in memory with their spatial index.
     pub cache: Arc<TreeCache>,
-    /// Whether `POST /api/imports` is open: only on a loopback address until
-    /// authentication exists.
-    pub imports_open: bool,
+    /// Where tree photos are kept (`None`: photo uploads are refused).
+    pub photos: Option<Arc<store::photos::PhotoStore>>,
+    /// Largest photo upload, in bytes.
+    pub max_photo_bytes: usize,
+    /// Request counts, latencies and the counters handlers update.
+    pub metrics: Arc<Metrics>,
+    /// Body, time and rate limits (change with [`AppState::with_hygiene`]).
+    pub hygiene: Arc<Hygiene>,
+    /// The per-client limit on requests without an `Authorization` header.
+    pub rate_limiter: Arc<RateLimiter>,
+    /// The per-client limit on failed authentications.
+    pub auth_failures: Arc<AuthFailures>,
+}
+
+/// Default largest photo upload: 10 MiB (a phone camera's JPEG is 2-6 MB).
+pub const DEFAULT_MAX_PHOTO_BYTES: usize = 10 * 1024 * 1024;
+
+impl AppState {
+    /// State with defaults for everything but the database and the cache:
+    /// no photo folder, default limits ([`Hygiene::default`]), fresh metrics.
+    pub fn new(store: Arc<dyn Storage>, cache: Arc<TreeCache>) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        // Placeholders (limits off), replaced by `with_hygiene`.
+        let state = Self {
+            store,
+            cache,
+            photos: None,
+            max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
+            hygiene: Arc::default(),
+            rate_limiter: Arc::new(RateLimiter::new(0, 0, 0)),
+            auth_failures: Arc::new(AuthFailures::new(0, 0, metrics.clone())),
+            metrics,
+        };
+        state.with_hygiene(Hygiene::default())
+    }
+
+    /// The same state with other limits, and new (empty) rate limiters to enforce them.
+    pub fn with_hygiene(mut self, hygiene: Hygiene) -> Self {
+        self.rate_limiter =
+            Arc::new(RateLimiter::new(hygiene.rate_per_minute, hygiene.rate_burst, hygiene.max_clients));
+        self.auth_failures =
+            Arc::new(AuthFailures::new(hygiene.auth_failures_per_minute, hygiene.max_clients, self.metrics.clone()));
+        self.hygiene = Arc::new(hygiene);
+        self
+    }
 }
 
 /// Every route the service serves, as (method, path template in OpenAPI
@@ -78,22 +127,41 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The routes of the service.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(routes::home::home))
         .route("/healthz", get(routes::healthz))
-        .route("/api/trees", get(routes::trees::list_trees))
+        .route("/metrics", get(metrics::metrics_handler))
+        .route("/api/me", get(routes::users::me))
+        .route("/api/users", get(routes::users::list_users).post(routes::users::create_user))
+        .route("/api/users/{name}", delete(routes::users::revoke_user))
+        .route("/api/trees", get(routes::trees::list_trees).post(routes::edit::create_tree))
         .route("/api/trees/nearest", get(routes::trees::nearest))
         .route("/api/trees/within", get(routes::trees::within))
-        .route("/api/trees/{id}", get(routes::trees::get_tree))
-        .route("/api/orchards/{id}", get(routes::orchards::get_orchard))
+        .route(
+            "/api/trees/{id}",
+            get(routes::trees::get_tree).patch(routes::edit::patch_tree).delete(routes::edit::delete_tree),
+        )
+        .route("/api/trees/{id}/history", get(routes::edit::history))
+        .route("/api/trees/{id}/records", get(routes::records::list_records).post(routes::records::add_record))
+        .route(
+            "/api/trees/{id}/photos",
+            post(routes::records::add_photo).layer(DefaultBodyLimit::max(state.max_photo_bytes.saturating_add(1))),
+        )
+        .route("/api/photos/{sha256}", get(routes::records::get_photo))
+        .route("/api/orchards", get(routes::orchards::list_orchards).post(routes::orchards::create_orchard))
+        .route("/api/orchards/{id}", get(routes::orchards::get_orchard).patch(routes::orchards::patch_orchard))
+        .route("/api/export", get(routes::export::export))
         .route(
             "/api/imports",
-            axum::routing::post(routes::imports::create_import)
-                .layer(axum::extract::DefaultBodyLimit::max(routes::imports::MAX_UPLOAD_BYTES)),
+            post(routes::imports::create_import).layer(DefaultBodyLimit::max(routes::imports::MAX_UPLOAD_BYTES)),
         )
+        .route("/api/openapi.json", get(openapi::serve))
+        .merge(routes::ogc::router())
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    // Hygiene layers (body limit, timeout, rate limit, CORS, metrics, JSON errors) after
+    // every route, so that they cover them all; tracing outermost.
+    middleware::layers(routes, &state).layer(tower_http::trace::TraceLayer::new_for_http()).with_state(state)
 }
 
 /// Server settings.
@@ -103,11 +171,23 @@ pub struct Config {
     pub bind: SocketAddr,
     /// How often to look for trees written by other processes.
     pub follow_every: Duration,
+    /// Folder for tree photos (`None`: photo uploads are refused).
+    pub photo_dir: Option<std::path::PathBuf>,
+    /// Largest photo upload, in bytes.
+    pub max_photo_bytes: usize,
+    /// Body, time and rate limits.
+    pub hygiene: Hygiene,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), follow_every: Duration::from_millis(500) }
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            follow_every: Duration::from_millis(500),
+            photo_dir: None,
+            max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
+            hygiene: Hygiene::default(),
+        }
     }
 }
 
@@ -142,8 +222,10 @@ impl Application {
         let cache = Arc::new(TreeCache::load(store.as_ref()).await?);
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
-        let imports_open = config.bind.ip().is_loopback();
-        Ok(Self { listener, state: AppState { store, cache, imports_open }, follow_every: config.follow_every })
+        let mut state = AppState::new(store, cache).with_hygiene(config.hygiene.clone());
+        state.photos = config.photo_dir.clone().map(|dir| Arc::new(store::photos::PhotoStore::new(dir)));
+        state.max_photo_bytes = config.max_photo_bytes;
+        Ok(Self { listener, state, follow_every: config.follow_every })
     }
 
     /// The address actually bound (tells the port when 0 was asked for).
@@ -163,7 +245,9 @@ impl Application {
     ) -> std::io::Result<()> {
         let follower =
             tokio::spawn(follow_changes(self.state.cache.clone(), self.state.store.clone(), self.follow_every));
-        let result = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         follower.abort();
         result
     }

@@ -95,13 +95,15 @@ impl Params {
     pub fn tree_filter(&self) -> Result<TreeFilter> {
         let mut health = Vec::new();
         for h in self.list("health") {
-            health.push(h.parse::<Health>().map_err(|_| {
-                AppError::bad("health", format!("{h:?} is not one of good, fair, poor, dead"))
-            })?);
+            health.push(
+                h.parse::<Health>()
+                    .map_err(|_| AppError::bad("health", format!("{h:?} is not one of good, fair, poor, dead")))?,
+            );
         }
         let mut orchards = Vec::new();
         for o in self.list("orchard") {
-            orchards.push(OrchardId::new(o).map_err(|_| AppError::bad("orchard", format!("{o:?} is not an orchard id")))?);
+            orchards
+                .push(OrchardId::new(o).map_err(|_| AppError::bad("orchard", format!("{o:?} is not an orchard id")))?);
         }
         let updated_since = match self.get("updated_since").map(str::trim).filter(|v| !v.is_empty()) {
             None => None,

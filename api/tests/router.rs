@@ -49,7 +49,7 @@ async fn state_with_grid(dir: &tempfile::TempDir) -> api::AppState {
         .collect();
     store.import(ImportBatch { survey: None, orchards: vec![orchard], trees }).await.unwrap();
     let cache = Arc::new(api::TreeCache::load(store.as_ref()).await.unwrap());
-    api::AppState { store, cache, imports_open: true }
+    api::AppState::new(store, cache)
 }
 
 async fn call(state: &api::AppState, uri: &str) -> (StatusCode, Value) {

@@ -141,6 +141,19 @@ impl TreeIndex {
         self.tree.nearest_neighbor_iter(&q).take(k).map(neighbor).collect()
     }
 
+    /// Every tree, nearest to `at` first (ordered by distance in the index's
+    /// conformal projection, which agrees with ground distance to within its
+    /// scale change across the span searched); lazily, so a caller filtering
+    /// trees stops as soon as it has enough.
+    pub fn nearest_iter(&self, at: LonLat) -> impl Iterator<Item = Neighbor> + '_ {
+        let q = mercator(at);
+        self.tree.nearest_neighbor_iter(&q).map(move |e| Neighbor {
+            id: e.id,
+            location: e.location,
+            distance_m: distance_m(at, e.location),
+        })
+    }
+
     /// Every tree within `radius_m` metres of `at`, nearest first.
     pub fn within_radius(&self, at: LonLat, radius_m: f64) -> Vec<Neighbor> {
         if radius_m.is_nan() || radius_m < 0.0 {

@@ -91,7 +91,8 @@ impl RecordDetails {
 }
 
 /// Every record kind's serialised name.
-pub const RECORD_KINDS: [&str; 7] = ["observation", "fertiliser", "spray", "flowering", "fruit_set", "harvest", "photo"];
+pub const RECORD_KINDS: [&str; 7] =
+    ["observation", "fertiliser", "spray", "flowering", "fruit_set", "harvest", "photo"];
 
 /// A record as submitted, before it is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

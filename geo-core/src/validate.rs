@@ -171,6 +171,12 @@ impl Orchard {
             } else if ring.first() != ring.last() {
                 out.push(Problem::new("boundary", "", "ring is not closed (first and last positions differ)"));
             }
+            if ring.len() >= 4 {
+                use geo::algorithm::Validation;
+                for problem in poly.validation_errors() {
+                    out.push(Problem::new("boundary", "", problem.to_string()));
+                }
+            }
             if let Some(c) = ring.iter().find(|c| !region.bbox.contains(LonLat::new(c.x, c.y))) {
                 out.push(Problem::new(
                     "boundary",
@@ -222,6 +228,26 @@ mod tests {
         assert_eq!(fields, ["lat", "cultivar", "planted_year", "height_m"]);
         assert_eq!(problems[0].value, "95");
         assert!(problems[2].to_string().contains("2031"));
+    }
+
+    #[test]
+    fn self_intersecting_boundaries_are_refused() {
+        use geo_types::{LineString, Polygon};
+        let orchard = |ring: Vec<(f64, f64)>| Orchard {
+            id: OrchardId::new("A").unwrap(),
+            name: "A".into(),
+            owner: String::new(),
+            commune: String::new(),
+            district: String::new(),
+            province: "Đắk Lắk".into(),
+            planting_area_code: None,
+            boundary: Some(Polygon::new(LineString::from(ring), vec![])),
+        };
+        let square = vec![(108.0, 12.0), (108.01, 12.0), (108.01, 12.01), (108.0, 12.01), (108.0, 12.0)];
+        orchard(square).validate(&VIETNAM).unwrap();
+        let bow_tie = vec![(108.0, 12.0), (108.01, 12.01), (108.01, 12.0), (108.0, 12.01), (108.0, 12.0)];
+        let err = orchard(bow_tie).validate(&VIETNAM).unwrap_err().to_string();
+        assert!(err.contains("boundary") && err.contains("self-intersection"), "{err}");
     }
 
     #[test]

@@ -42,6 +42,7 @@
 
 mod crs_proj;
 mod error;
+pub mod export;
 mod orchards_geojson;
 pub mod pipeline;
 mod problem;
@@ -53,6 +54,7 @@ mod trees_csv;
 pub use crs_proj::ProjCrs;
 pub use crs_proj::Reprojector;
 pub use error::{Error, Result};
+pub use export::{ExportError, ExportFormat, ExportOptions, ExportRow, GpkgWriter, TextExportWriter};
 pub use orchards_geojson::{OrchardImport, parse_orchards_geojson, read_orchards_geojson};
 pub use problem::{FeatureProblem, RowProblem, Severity};
 pub use survey::{

@@ -6,8 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::future::Future;
 
-use chrono::{DateTime, SubsecRound, Utc};
-use geo_core::{Cultivar, Health, LonLat, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use geo_core::{
+    ChangeAction, Cultivar, Health, LonLat, NewTree, NewTreeRecord, Orchard, OrchardId, RecordDetails, RecordId,
+    RemovalReason, Role, Survey, SurveyId, Tree, TreeChange, TreeCode, TreeId, TreeRecord, User, UserId, diff_trees,
+};
 use geo_types::{Coord, LineString, Polygon};
 use serde::Deserialize as _;
 use serde::de::IntoDeserializer as _;
@@ -37,6 +40,34 @@ macro_rules! history_columns {
 }
 pub(crate) use history_columns;
 
+/// What a `tree_changes` query selects after [`history_columns!`] (from index
+/// 17 on, read by [`history_row_from_row`]): who made the change that replaced
+/// the version, why it was removed, and the surveyor of the import that
+/// replaced it.
+macro_rules! history_change_columns {
+    () => {
+        "changed_by, changed_by_user, removal_reason, \
+         (SELECT surveyor FROM surveys WHERE surveys.id = tree_history.replaced_by_survey)"
+    };
+}
+pub(crate) use history_change_columns;
+
+/// The columns every account query selects, in the order [`UserRow`] is read.
+macro_rules! user_columns {
+    () => {
+        "id, name, role, created_at, revoked_at"
+    };
+}
+pub(crate) use user_columns;
+
+/// The columns every record query selects, in the order [`record_from_row`] reads them.
+macro_rules! record_columns {
+    () => {
+        "id, tree_id, date, details, quantity, note, corrects, author, author_id, created_at"
+    };
+}
+pub(crate) use record_columns;
+
 /// The columns every orchard query selects, in the order [`orchard_from_row`] reads them.
 macro_rules! orchard_columns {
     () => {
@@ -57,6 +88,17 @@ pub(crate) use survey_columns;
 /// backends do, and a value read back equals the value returned at write time.
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+/// When an orchard write happens, given the newest `updated_at` stored: now,
+/// but always after that one, so [`crate::Storage::orchards_updated_at`]
+/// moves with every write even if clocks disagree.
+pub(crate) fn orchard_time(newest: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    let at = now();
+    match newest {
+        Some(newest) => at.max(newest + chrono::Duration::microseconds(1)),
+        None => at,
+    }
 }
 
 pub(crate) fn corrupt(table: &'static str, reason: impl Into<String>) -> Error {
@@ -238,6 +280,318 @@ where
         source: col(row, 3, T, "source")?,
         device: col(row, 4, T, "device")?,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Accounts
+
+/// Longest account name accepted, in characters.
+pub(crate) const MAX_USER_NAME_CHARS: usize = 100;
+
+/// Refuses an account name that is empty, longer than [`MAX_USER_NAME_CHARS`]
+/// or holds control characters (names appear in logs and history).
+pub(crate) fn check_user_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() {
+        return Err(invalid("name", format!("account name {name:?} must not be empty")));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_USER_NAME_CHARS {
+        let start: String = name.chars().take(40).collect();
+        return Err(invalid(
+            "name",
+            format!("account name {start:?}... is {chars} characters long, more than {MAX_USER_NAME_CHARS}"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("name", format!("account name {name:?} must not contain control characters")));
+    }
+    Ok(())
+}
+
+/// The orchards of a new account: each once, sorted.
+pub(crate) fn sorted_orchards(orchards: &[OrchardId]) -> Vec<OrchardId> {
+    let mut out = orchards.to_vec();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A `users` row as selected with [`user_columns!`], before its orchards are attached.
+pub(crate) struct UserRow {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl UserRow {
+    /// Decodes one row selected with [`user_columns!`].
+    pub(crate) fn from_row<'r, R>(row: &'r R) -> Result<Self>
+    where
+        R: Row,
+        usize: ColumnIndex<R>,
+        i64: Decode<'r, R::Database> + Type<R::Database>,
+        String: Decode<'r, R::Database> + Type<R::Database>,
+        DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        const T: &str = "users";
+        Ok(UserRow {
+            id: col(row, 0, T, "id")?,
+            name: col(row, 1, T, "name")?,
+            role: col(row, 2, T, "role")?,
+            created_at: col(row, 3, T, "created_at")?,
+            revoked_at: col(row, 4, T, "revoked_at")?,
+        })
+    }
+
+    /// The account, with its orchards (sorted here).
+    pub(crate) fn into_user(self, mut orchards: Vec<OrchardId>) -> Result<User> {
+        let role = Role::ALL.into_iter().find(|r| r.as_str() == self.role).ok_or_else(|| {
+            corrupt("users", format!("user {}: role {:?} is not admin/volunteer/farmer", self.id, self.role))
+        })?;
+        orchards.sort();
+        Ok(User {
+            id: UserId(self.id),
+            name: self.name,
+            role,
+            orchards,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        })
+    }
+}
+
+/// Accounts from their rows and every `(user_id, orchard_id)` pair of theirs.
+pub(crate) fn assemble_users(rows: Vec<UserRow>, pairs: Vec<(i64, String)>) -> Result<Vec<User>> {
+    let mut by_user: HashMap<i64, Vec<OrchardId>> = HashMap::new();
+    for (user, orchard) in pairs {
+        let id = OrchardId::new(&orchard)
+            .map_err(|e| corrupt("user_orchards", format!("user {user}: orchard {orchard:?}: {e}")))?;
+        by_user.entry(user).or_default().push(id);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let orchards = by_user.remove(&row.id).unwrap_or_default();
+            row.into_user(orchards)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// History with authors, removals
+
+/// A removal reason as stored ([`RemovalReason::as_str`]); anything else is corrupt.
+fn reason_from_str(s: &str, tree: i64) -> Result<RemovalReason> {
+    [RemovalReason::Dead, RemovalReason::Cut, RemovalReason::Mistaken]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| corrupt("tree_history", format!("tree {tree}: removal reason {s:?} is not dead/cut/mistaken")))
+}
+
+/// Who a change is attributed to when nothing better is known: an import
+/// without a survey (trees), or an edit made without an actor ([`crate::Storage::update_tree`]).
+pub(crate) const IMPORT_ACTOR: &str = "import";
+/// See [`IMPORT_ACTOR`].
+pub(crate) const UNRECORDED_ACTOR: &str = "unknown";
+
+/// One `tree_history` row with what [`crate::Storage::tree_changes`] needs about
+/// the change that replaced it.
+pub(crate) struct HistoryRow {
+    pub version: TreeVersion,
+    pub changed_by: Option<String>,
+    pub changed_by_user: Option<i64>,
+    pub removal_reason: Option<RemovalReason>,
+    /// The surveyor of the survey whose import replaced this version.
+    pub surveyor: Option<String>,
+}
+
+/// Decodes one row selected with [`history_columns!`] then [`history_change_columns!`].
+pub(crate) fn history_row_from_row<'r, R>(row: &'r R) -> Result<HistoryRow>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i32: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "tree_history";
+    let version = history_from_row(row)?;
+    let reason: Option<&str> = col(row, 19, T, "removal_reason")?;
+    let removal_reason = reason.map(|r| reason_from_str(r, version.tree.id.0)).transpose()?;
+    Ok(HistoryRow {
+        changed_by: col(row, 17, T, "changed_by")?,
+        changed_by_user: col(row, 18, T, "changed_by_user")?,
+        removal_reason,
+        surveyor: col(row, 20, T, "surveyor")?,
+        version,
+    })
+}
+
+/// Who created a tree: `(by, account, survey)`.
+pub(crate) type Creator = (String, Option<UserId>, Option<SurveyId>);
+
+/// The creator of a tree that has no creation record: its first version's
+/// survey (found by the caller: `surveyor`), or else an import.
+pub(crate) fn survey_creator(first: &Tree, surveyor: Option<String>) -> Creator {
+    match (first.survey_id, surveyor) {
+        (Some(survey), Some(surveyor)) => (surveyor, None, Some(survey)),
+        (survey, _) => (IMPORT_ACTOR.to_string(), None, survey),
+    }
+}
+
+/// A tree's changes, oldest first, from its history rows (ordered by
+/// version), its current row (`None` when removed) and its creator.
+pub(crate) fn assemble_changes(history: Vec<HistoryRow>, current: Option<Tree>, creator: Creator) -> Vec<TreeChange> {
+    let mut versions: Vec<&Tree> = history.iter().map(|h| &h.version.tree).collect();
+    versions.extend(current.as_ref());
+    let Some(first) = versions.first() else { return Vec::new() };
+    let (by, user_id, survey_id) = creator;
+    let mut out = Vec::with_capacity(versions.len() + 1);
+    out.push(TreeChange {
+        version: first.version,
+        action: ChangeAction::Create,
+        at: first.created_at,
+        by,
+        user_id,
+        survey_id,
+        fields: diff_trees(None, first),
+        reason: None,
+    });
+    for (i, h) in history.iter().enumerate() {
+        let (by, user_id, survey_id) = match (h.version.replaced_by, &h.surveyor) {
+            (Some(survey), Some(surveyor)) => (surveyor.clone(), None, Some(survey)),
+            (Some(survey), None) => (IMPORT_ACTOR.to_string(), None, Some(survey)),
+            (None, _) => (
+                h.changed_by.clone().unwrap_or_else(|| UNRECORDED_ACTOR.to_string()),
+                h.changed_by_user.map(UserId),
+                None,
+            ),
+        };
+        let change = match (versions.get(i + 1), h.removal_reason) {
+            (Some(next), _) => TreeChange {
+                version: next.version,
+                action: ChangeAction::Update,
+                at: h.version.replaced_at,
+                by,
+                user_id,
+                survey_id,
+                fields: diff_trees(Some(&h.version.tree), next),
+                reason: None,
+            },
+            (None, Some(reason)) => TreeChange {
+                version: h.version.tree.version,
+                action: ChangeAction::Remove,
+                at: h.version.replaced_at,
+                by,
+                user_id,
+                survey_id,
+                fields: Vec::new(),
+                reason: Some(reason),
+            },
+            // A last history row without a current tree nor a removal: only
+            // a row deleted behind the store's back; nothing more to say.
+            (None, None) => continue,
+        };
+        out.push(change);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Farm diary
+
+/// The one number a record kind measures, with its field name: kept in the
+/// `quantity` column so that it reads back bit for bit (serde_json's float
+/// parser is not correctly rounded for every 17-digit number).
+fn record_quantity(details: &RecordDetails) -> Option<(&'static str, f64)> {
+    match details {
+        RecordDetails::Fertiliser { amount_kg, .. } => amount_kg.map(|v| ("amount_kg", v)),
+        RecordDetails::Flowering { percent } => percent.map(|v| ("percent", v)),
+        RecordDetails::Harvest { weight_kg, .. } => Some(("weight_kg", *weight_kg)),
+        RecordDetails::Observation { .. }
+        | RecordDetails::Spray { .. }
+        | RecordDetails::FruitSet { .. }
+        | RecordDetails::Photo { .. } => None,
+    }
+}
+
+/// Puts the stored `quantity` back into the details read from JSON.
+fn restore_quantity(details: &mut RecordDetails, quantity: Option<f64>, record: i64) -> Result<()> {
+    let slot = match details {
+        RecordDetails::Fertiliser { amount_kg, .. } => amount_kg,
+        RecordDetails::Flowering { percent } => percent,
+        RecordDetails::Harvest { weight_kg, .. } => {
+            *weight_kg = quantity
+                .ok_or_else(|| corrupt("tree_records", format!("record {record}: harvest without quantity")))?;
+            return Ok(());
+        }
+        RecordDetails::Observation { .. }
+        | RecordDetails::Spray { .. }
+        | RecordDetails::FruitSet { .. }
+        | RecordDetails::Photo { .. } => return Ok(()),
+    };
+    *slot = quantity;
+    Ok(())
+}
+
+/// A record as stored: its details as JSON and its measured number. Refuses
+/// a number that is not finite (JSON has none; SQLite would store NULL).
+pub(crate) fn encode_record(record: &NewTreeRecord) -> Result<(String, Option<f64>)> {
+    let quantity = record_quantity(&record.details);
+    if let Some((field, v)) = quantity {
+        if !v.is_finite() {
+            return Err(invalid(field, format!("{v} is not a finite number")));
+        }
+    }
+    let json = serde_json::to_string(&record.details)
+        .map_err(|e| invalid("details", format!("cannot be written as JSON: {e}")))?;
+    Ok((json, quantity.map(|(_, v)| v)))
+}
+
+/// Decodes one row selected with [`record_columns!`].
+pub(crate) fn record_from_row<'r, R>(row: &'r R) -> Result<TreeRecord>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    NaiveDate: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    const T: &str = "tree_records";
+    let id: i64 = col(row, 0, T, "id")?;
+    let details: &str = col(row, 3, T, "details")?;
+    let mut details: RecordDetails =
+        serde_json::from_str(details).map_err(|e| corrupt(T, format!("record {id}: details {details:?}: {e}")))?;
+    restore_quantity(&mut details, col(row, 4, T, "quantity")?, id)?;
+    let corrects: Option<i64> = col(row, 6, T, "corrects")?;
+    let author_id: Option<i64> = col(row, 8, T, "author_id")?;
+    Ok(TreeRecord {
+        id: RecordId(id),
+        tree_id: TreeId(col(row, 1, T, "tree_id")?),
+        date: col(row, 2, T, "date")?,
+        details,
+        note: col(row, 5, T, "note")?,
+        corrects: corrects.map(RecordId),
+        author: col(row, 7, T, "author")?,
+        author_id: author_id.map(UserId),
+        created_at: col(row, 9, T, "created_at")?,
+    })
+}
+
+/// The error for a record that names as corrected a record that is not one of this tree's.
+pub(crate) fn bad_correction(tree: TreeId, corrects: RecordId, owner: Option<i64>) -> Error {
+    let reason = match owner {
+        Some(other) => format!("record {} belongs to tree {other}, not to tree {tree}", corrects.0),
+        None => format!("record {} does not exist (tree {tree})", corrects.0),
+    };
+    invalid("corrects", reason)
 }
 
 /// Only the exact stored spellings: the store writes [`Health::as_str`].

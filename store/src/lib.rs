@@ -37,6 +37,8 @@
 //!   back are [`Error::Corrupt`], never a panic.
 //! - A derived tag code that someone already claimed explicitly is never
 //!   reused: that tree takes the next free id (ids may then have gaps).
+//! - A removed tree's id and code are never given to another tree
+//!   ([`Storage::remove_tree`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -127,7 +129,8 @@ pub struct TreeVersion {
     pub tree: Tree,
     /// When the change replacing it was made.
     pub replaced_at: DateTime<Utc>,
-    /// The survey whose import replaced it; `None` for an edit ([`Storage::update_tree`]).
+    /// The survey whose import replaced it; `None` for an edit ([`Storage::update_tree`],
+    /// [`Storage::edit_tree`]) or a removal ([`Storage::remove_tree`]).
     pub replaced_by: Option<SurveyId>,
 }
 
@@ -261,127 +264,106 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn begin_import(&self, meta: ImportMeta) -> Result<Box<dyn ImportWriter>>;
 
     /// The versions of a tree that later changes replaced, oldest first
-    /// (empty for a tree never changed, or one that does not exist).
+    /// (empty for a tree never changed, or one that does not exist). For a
+    /// removed tree the last one is the version it had when removed.
     async fn tree_history(&self, id: TreeId) -> Result<Vec<TreeVersion>>;
 
     // ---- Accounts -------------------------------------------------------
 
     /// Creates an account. `token_sha256` is the SHA-256 of its API token (the
     /// token itself is never stored). Fails with [`Error::Invalid`] (`name`)
-    /// when the name is empty or taken, [`Error::UnknownOrchard`] for an
-    /// unknown orchard.
-    async fn create_user(&self, name: &str, role: Role, orchards: &[OrchardId], token_sha256: &[u8; 32]) -> Result<User> {
-        let _ = (name, role, orchards, token_sha256);
-        Err(pending())
-    }
+    /// when the name is empty, longer than 100 characters, holds control
+    /// characters or is taken (names compare exactly), [`Error::Invalid`]
+    /// (`token_sha256`) when another account has the same token, and
+    /// [`Error::UnknownOrchard`] for an unknown orchard. The account's
+    /// orchards come back sorted, each once.
+    async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        orchards: &[OrchardId],
+        token_sha256: &[u8; 32],
+    ) -> Result<User>;
 
     /// Every account, revoked ones included, ordered by id.
-    async fn users(&self) -> Result<Vec<User>> {
-        Err(pending())
-    }
+    async fn users(&self) -> Result<Vec<User>>;
 
     /// Revokes the account with this name (its token stops working at once);
     /// `None` when there is no such account. Revoking twice keeps the first time.
-    async fn revoke_user(&self, name: &str) -> Result<Option<User>> {
-        let _ = name;
-        Err(pending())
-    }
+    /// On PostgreSQL this does not wait for an import in progress.
+    async fn revoke_user(&self, name: &str) -> Result<Option<User>>;
 
     /// The account whose token has this SHA-256, revoked or not (callers check
     /// [`User::is_active`]).
-    async fn user_by_token(&self, token_sha256: &[u8; 32]) -> Result<Option<User>> {
-        let _ = token_sha256;
-        Err(pending())
-    }
+    async fn user_by_token(&self, token_sha256: &[u8; 32]) -> Result<Option<User>>;
 
     // ---- Editing with history ---------------------------------------------
 
     /// Creates one tree (version 1), recording `actor` as its creator. The id
     /// is new (never one a removed tree had) and the code, when the draft has
     /// none, is derived from it. Fails as [`ImportWriter::insert_trees`].
-    async fn create_tree(&self, tree: NewTree, actor: &Actor) -> Result<Tree> {
-        let _ = (tree, actor);
-        Err(pending())
-    }
+    async fn create_tree(&self, tree: NewTree, actor: &Actor) -> Result<Tree>;
 
     /// As [`Storage::update_tree`] (same version check, same errors), recording
-    /// `actor` as the author of the new version.
-    async fn edit_tree(&self, tree: &Tree, actor: &Actor) -> Result<Tree> {
-        let _ = (tree, actor);
-        Err(pending())
-    }
+    /// `actor` as the author of the new version. A code that a removed tree
+    /// had is [`Error::DuplicateCode`] here too.
+    async fn edit_tree(&self, tree: &Tree, actor: &Actor) -> Result<Tree>;
 
     /// Removes a tree whose stored version is `version`: it leaves `trees`
     /// (and the index of every server, through the change log) but its last
-    /// version stays in its history with the reason and the actor. Its id and
-    /// code are never given to another tree. Returns the removed version.
-    /// [`Error::Conflict`] when stale, [`Error::NotFound`] when absent.
-    async fn remove_tree(&self, id: TreeId, version: i64, reason: RemovalReason, actor: &Actor) -> Result<Tree> {
-        let _ = (id, version, reason, actor);
-        Err(pending())
-    }
+    /// version stays in its history with the reason and the actor (the last
+    /// entry of [`Storage::tree_history`]). Its id and code are never given to
+    /// another tree: a later claim of the code, by an import or an edit, is
+    /// [`Error::DuplicateCode`]. Returns the removed version.
+    /// [`Error::Conflict`] when stale, [`Error::NotFound`] when absent (a tree
+    /// removed already included); nothing is written then.
+    async fn remove_tree(&self, id: TreeId, version: i64, reason: RemovalReason, actor: &Actor) -> Result<Tree>;
 
     /// A removed tree's last version, why and when it was removed; `None` for a
     /// tree that exists or never existed.
-    async fn removed_tree(&self, id: TreeId) -> Result<Option<(Tree, RemovalReason, DateTime<Utc>)>> {
-        let _ = id;
-        Err(pending())
-    }
+    async fn removed_tree(&self, id: TreeId) -> Result<Option<(Tree, RemovalReason, DateTime<Utc>)>>;
 
     /// A tree's whole history, oldest first: its creation (every field, by its
     /// survey's surveyor or the account that created it), each change (the
     /// fields that changed from what to what, by whom: an account, or the
     /// survey import that re-surveyed it), and its removal if removed. Empty
     /// for a tree that never existed.
-    async fn tree_changes(&self, id: TreeId) -> Result<Vec<TreeChange>> {
-        let _ = id;
-        Err(pending())
-    }
+    ///
+    /// `by` is an account name, a surveyor (with `survey_id`), `import` for a
+    /// tree imported without a survey, or `unknown` for a change made through
+    /// [`Storage::update_tree`], which records no actor.
+    async fn tree_changes(&self, id: TreeId) -> Result<Vec<TreeChange>>;
 
     // ---- Farm diary ---------------------------------------------------------
 
-    /// Appends a record to a tree's diary. [`Error::NotFound`] for an unknown
-    /// tree; [`Error::Invalid`] (`corrects`) when `corrects` names no record of
-    /// this tree. Values are checked by the caller
-    /// ([`NewTreeRecord::validate`]); non-finite numbers are refused here too.
-    async fn add_record(&self, tree_id: TreeId, record: NewTreeRecord, actor: &Actor) -> Result<TreeRecord> {
-        let _ = (tree_id, record, actor);
-        Err(pending())
-    }
+    /// Appends a record to a tree's diary (a removed tree's too).
+    /// [`Error::NotFound`] for a tree that never existed; [`Error::Invalid`]
+    /// (`corrects`) when `corrects` names no record of this tree. Values are
+    /// checked by the caller ([`NewTreeRecord::validate`]); non-finite numbers
+    /// are refused here too ([`Error::Invalid`] naming `amount_kg`, `percent`
+    /// or `weight_kg`). Numbers come back bit for bit.
+    async fn add_record(&self, tree_id: TreeId, record: NewTreeRecord, actor: &Actor) -> Result<TreeRecord>;
 
     /// A tree's records, oldest first (by id), removed trees included.
-    async fn tree_records(&self, tree_id: TreeId) -> Result<Vec<TreeRecord>> {
-        let _ = tree_id;
-        Err(pending())
-    }
+    async fn tree_records(&self, tree_id: TreeId) -> Result<Vec<TreeRecord>>;
 
     // ---- Orchards and paging ----------------------------------------------
 
-    /// Creates the orchard or replaces the one with its id; returns whether it
-    /// was created. Its `updated_at` becomes now, so
-    /// [`Storage::orchards_updated_at`] moves.
-    async fn put_orchard(&self, orchard: &Orchard, actor: &Actor) -> Result<bool> {
-        let _ = (orchard, actor);
-        Err(pending())
-    }
+    /// Creates the orchard or replaces the one with its id (every field,
+    /// boundary included); returns whether it was created. Its `updated_at`
+    /// becomes now, and always later than any stored one, so
+    /// [`Storage::orchards_updated_at`] moves. A boundary with a non-finite
+    /// coordinate is [`Error::Invalid`] (`boundary`); other checks
+    /// ([`Orchard::validate`]) are the caller's.
+    async fn put_orchard(&self, orchard: &Orchard, actor: &Actor) -> Result<bool>;
 
     /// The newest `updated_at` of any orchard (`None` without orchards):
     /// servers reload their orchard list when it moves.
-    async fn orchards_updated_at(&self) -> Result<Option<DateTime<Utc>>> {
-        Err(pending())
-    }
+    async fn orchards_updated_at(&self) -> Result<Option<DateTime<Utc>>>;
 
     /// Up to `limit` trees with an id greater than `after`, by id: exports page
     /// through every tree with this without holding them all.
-    async fn trees_after(&self, after: TreeId, limit: u32) -> Result<Vec<Tree>> {
-        let _ = (after, limit);
-        Err(pending())
-    }
-}
-
-/// Transitional error of a storage operation a backend does not implement yet.
-fn pending() -> Error {
-    Error::Invalid { field: "backend", reason: "operation not implemented by this backend".into() }
+    async fn trees_after(&self, after: TreeId, limit: u32) -> Result<Vec<Tree>>;
 }
 
 /// Opens (creating and migrating as needed) the database at `location`:

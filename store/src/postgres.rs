@@ -13,6 +13,12 @@
 //! sequence order is commit order and `seq > last` misses nothing. The lock
 //! also makes the checks an import makes (codes taken, orchards present) hold
 //! until its commit. Writers are few (imports, edits); readers never take it.
+//!
+//! Writes that no follower reads through the change log and that no
+//! concurrent writer can invalidate go without it, so they never wait for an
+//! import (which holds the lock from start to commit): accounts (unique
+//! constraints settle races) and farm-diary records (append-only). Orchard
+//! writes do take it: their `updated_at` is what servers follow.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -20,14 +26,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt as _;
-use geo_core::{LonLat, Orchard, OrchardId, Survey, SurveyId, Tree, TreeCode, TreeId};
+use geo_core::{
+    Actor, LonLat, NewTree, NewTreeRecord, Orchard, OrchardId, RemovalReason, Role, Survey, SurveyId, Tree, TreeChange,
+    TreeCode, TreeId, TreeRecord, User, UserId,
+};
 use sqlx::postgres::{PgConnection, PgDatabaseError, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{
-    IdSource, assign_ids, change_rows, check_values, code_serial, corrupt, decode_error, expand_changes,
-    history_columns, history_from_row, id_runs, normalise_sha256, now, orchard_columns, orchard_from_row, prepare,
-    seq_count, stored_tree, survey_columns, survey_from_row, tree_columns, tree_from_row,
+    IdSource, UserRow, assemble_changes, assemble_users, assign_ids, bad_correction, change_rows, check_user_name,
+    check_values, code_serial, corrupt, decode_error, encode_boundary, encode_record, expand_changes,
+    history_change_columns, history_columns, history_from_row, history_row_from_row, id_runs, normalise_sha256, now,
+    orchard_columns, orchard_from_row, orchard_time, prepare, record_columns, record_from_row, seq_count,
+    sorted_orchards, stored_tree, survey_columns, survey_creator, survey_from_row, tree_columns, tree_from_row,
+    user_columns,
 };
 use crate::{
     Backend, Change, Error, ImportBatch, ImportMeta, ImportWriter, Imported, PriorImport, Result, Storage, TreePoint,
@@ -98,6 +110,94 @@ impl PostgresStore {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
         Ok(tx)
     }
+
+    /// A read-only transaction that sees one snapshot for all its statements.
+    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
+    }
+
+    /// [`Storage::update_tree`] and [`Storage::edit_tree`]: `actor` is recorded
+    /// as the author of the new version (in the history row of the one it replaces).
+    async fn write_tree(&self, tree: &Tree, actor: Option<&Actor>) -> Result<Tree> {
+        check_values(tree.location, tree.accuracy_m, tree.height_m, tree.girth_cm)?;
+        let mut tx = self.begin_write().await?;
+        let stored: Option<(i64, DateTime<Utc>, i64)> =
+            sqlx::query_as("SELECT version, created_at, code_serial FROM trees WHERE id = $1")
+                .bind(tree.id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| decode_error("trees", e))?;
+        let Some((current, created_at, stored_serial)) = stored else { return Err(Error::NotFound(tree.id)) };
+        if current != tree.version {
+            return Err(Error::Conflict { id: tree.id, current, given: tree.version });
+        }
+        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code_serial = $1 AND id <> $2")
+            .bind(code_serial(&tree.code))
+            .bind(tree.id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if other.is_some() {
+            return Err(Error::DuplicateCode(tree.code.to_string()));
+        }
+        if code_serial(&tree.code) != stored_serial && removed_code(&mut tx, &tree.code).await? {
+            return Err(Error::DuplicateCode(tree.code.to_string()));
+        }
+        let orchard: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = $1")
+            .bind(tree.orchard_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if orchard.is_none() {
+            return Err(Error::UnknownOrchard(tree.orchard_id.clone()));
+        }
+        if let Some(SurveyId(s)) = tree.survey_id {
+            let survey: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM surveys WHERE id = $1").bind(s).fetch_optional(&mut *tx).await?;
+            if survey.is_none() {
+                return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
+            }
+        }
+        // Never before created_at, even if this machine's clock is behind the one that created it.
+        let at = now().max(created_at);
+        sqlx::query(HISTORY_CHANGE_SQL)
+            .bind(tree.id.0)
+            .bind(at)
+            .bind(actor.map(|a| a.name.as_str()))
+            .bind(actor.and_then(|a| a.user_id).map(|u| u.0))
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(concat!(
+            "UPDATE trees SET code = $1, lon = $2, lat = $3, accuracy_m = $4, cultivar = $5, planted_year = $6, ",
+            "health = $7, height_m = $8, girth_cm = $9, orchard_id = $10, survey_id = $11, updated_at = $12, ",
+            "version = version + 1, row_key = NULL, code_serial = $15 WHERE id = $13 AND version = $14 RETURNING ",
+            tree_columns!()
+        ))
+        .bind(tree.code.as_str())
+        .bind(tree.location.lon)
+        .bind(tree.location.lat)
+        .bind(tree.accuracy_m)
+        .bind(tree.cultivar.as_str())
+        .bind(tree.planted_year)
+        .bind(tree.health.as_str())
+        .bind(tree.height_m)
+        .bind(tree.girth_cm)
+        .bind(tree.orchard_id.as_str())
+        .bind(tree.survey_id.map(|s| s.0))
+        .bind(at)
+        .bind(tree.id.0)
+        .bind(tree.version)
+        .bind(code_serial(&tree.code))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(duplicate_code_error)?;
+        // Only a writer ignoring WRITE_LOCK could have changed the row since the version check.
+        let Some(row) = row else { return Err(Error::Conflict { id: tree.id, current, given: tree.version }) };
+        let updated = tree_from_row(&row)?;
+        log_change(&mut tx, tree.id, at).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
 }
 
 /// `url` with the password (in the user info or a `password=` parameter) replaced by `***`.
@@ -129,14 +229,51 @@ pub(crate) fn redact(url: &str) -> String {
     format!("{scheme}://{before_query}?{}", params.join("&"))
 }
 
-/// Copies tree `$1` into `tree_history` as it is now, replaced at `$2` by survey `$3`.
-const HISTORY_INSERT_SQL: &str = concat!(
+/// Copies tree `$1` into `tree_history` as it is now, replaced at `$2` by
+/// `$3` (actor name) / `$4` (account); for a removal `$5` is the reason and
+/// `$6` the code's serial (both NULL for an edit).
+const HISTORY_CHANGE_SQL: &str = concat!(
     "INSERT INTO tree_history (",
     history_columns!(),
-    ", row_key) SELECT ",
+    ", row_key, changed_by, changed_by_user, removal_reason, code_serial) SELECT ",
     tree_columns!(),
-    ", $2, $3, row_key FROM trees WHERE id = $1"
+    ", $2, NULL, row_key, $3, $4, $5, $6 FROM trees WHERE id = $1"
 );
+
+/// The code serials of every removed tree (never given to another tree).
+pub(crate) const REMOVED_SERIALS_SQL: &str =
+    "SELECT code_serial FROM tree_history WHERE removal_reason IS NOT NULL AND code_serial IS NOT NULL";
+
+/// Whether `code` is the code of a removed tree (never given to another tree).
+async fn removed_code(conn: &mut PgConnection, code: &TreeCode) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT tree_id FROM tree_history WHERE removal_reason IS NOT NULL AND code_serial = $1 LIMIT 1",
+    )
+    .bind(code_serial(code))
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// The orchards assigned to account `user`.
+async fn orchards_of<'e>(conn: impl sqlx::Executor<'e, Database = Postgres>, user: i64) -> Result<Vec<OrchardId>> {
+    let ids: Vec<String> = sqlx::query_scalar("SELECT orchard_id FROM user_orchards WHERE user_id = $1")
+        .bind(user)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| decode_error("user_orchards", e))?;
+    ids.into_iter()
+        .map(|id| {
+            OrchardId::new(&id).map_err(|e| corrupt("user_orchards", format!("user {user}: orchard {id:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Logs a change of tree `id` (one change-log row; the caller holds [`WRITE_LOCK`]).
+async fn log_change(conn: &mut PgConnection, id: TreeId, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query("INSERT INTO changes (tree_id, changed_at) VALUES ($1, $2)").bind(id.0).bind(at).execute(conn).await?;
+    Ok(())
+}
 
 /// Logs a change of every tree in `runs` (sorted, disjoint runs of ids), one
 /// row per run, each standing for a block of sequence numbers (see
@@ -176,10 +313,14 @@ pub(crate) struct Ids<'c> {
 impl IdSource for Ids<'_> {
     async fn taken_codes(&mut self, codes: &[TreeCode]) -> Result<HashSet<String>> {
         let list: Vec<i64> = codes.iter().map(code_serial).collect();
-        let taken: Vec<String> = sqlx::query_scalar("SELECT code FROM trees WHERE code_serial = ANY($1)")
-            .bind(list)
-            .fetch_all(&mut *self.conn)
-            .await?;
+        // Codes of removed trees are never given again: they count as taken.
+        let taken: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM trees WHERE code_serial = ANY($1) \
+             UNION ALL SELECT code FROM tree_history WHERE removal_reason IS NOT NULL AND code_serial = ANY($1)",
+        )
+        .bind(list)
+        .fetch_all(&mut *self.conn)
+        .await?;
         Ok(taken.into_iter().collect())
     }
 
@@ -196,6 +337,22 @@ impl IdSource for Ids<'_> {
             .fetch_one(&mut *self.conn)
             .await?;
         Ok((last - n + 1..=last).collect())
+    }
+}
+
+/// A unique violation on an account's name or token as [`Error::Invalid`]
+/// (a concurrent [`Storage::create_user`] took it first); `e` otherwise.
+fn user_conflict(e: sqlx::Error, name: &str) -> Error {
+    let constraint = e.as_database_error().filter(|db| db.is_unique_violation()).and_then(|db| db.constraint());
+    match constraint {
+        Some("users_name_key") => {
+            Error::Invalid { field: "name", reason: format!("an account named {name:?} already exists") }
+        }
+        Some("users_token_sha256_key") => Error::Invalid {
+            field: "token_sha256",
+            reason: "another account already has this token; make another token".into(),
+        },
+        _ => Error::Database(e),
     }
 }
 
@@ -228,8 +385,9 @@ impl Storage for PostgresStore {
 
     async fn import(&self, batch: ImportBatch) -> Result<Imported> {
         let p = prepare(batch)?;
-        let at = now();
         let mut tx = self.begin_write().await?;
+        // Taken under WRITE_LOCK, so orchards' updated_at follows commit order.
+        let at = now();
 
         if !p.orchard_refs.is_empty() {
             let list: Vec<&str> = p.orchard_refs.iter().map(OrchardId::as_str).collect();
@@ -412,77 +570,7 @@ impl Storage for PostgresStore {
     }
 
     async fn update_tree(&self, tree: &Tree) -> Result<Tree> {
-        check_values(tree.location, tree.accuracy_m, tree.height_m, tree.girth_cm)?;
-        let mut tx = self.begin_write().await?;
-        let stored: Option<(i64, DateTime<Utc>)> =
-            sqlx::query_as("SELECT version, created_at FROM trees WHERE id = $1")
-                .bind(tree.id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| decode_error("trees", e))?;
-        let Some((current, created_at)) = stored else { return Err(Error::NotFound(tree.id)) };
-        if current != tree.version {
-            return Err(Error::Conflict { id: tree.id, current, given: tree.version });
-        }
-        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code_serial = $1 AND id <> $2")
-            .bind(code_serial(&tree.code))
-            .bind(tree.id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if other.is_some() {
-            return Err(Error::DuplicateCode(tree.code.to_string()));
-        }
-        let orchard: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = $1")
-            .bind(tree.orchard_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if orchard.is_none() {
-            return Err(Error::UnknownOrchard(tree.orchard_id.clone()));
-        }
-        if let Some(SurveyId(s)) = tree.survey_id {
-            let survey: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM surveys WHERE id = $1").bind(s).fetch_optional(&mut *tx).await?;
-            if survey.is_none() {
-                return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
-            }
-        }
-        // Never before created_at, even if this machine's clock is behind the one that created it.
-        let at = now().max(created_at);
-        sqlx::query(HISTORY_INSERT_SQL).bind(tree.id.0).bind(at).bind(None::<i64>).execute(&mut *tx).await?;
-        let row = sqlx::query(concat!(
-            "UPDATE trees SET code = $1, lon = $2, lat = $3, accuracy_m = $4, cultivar = $5, planted_year = $6, ",
-            "health = $7, height_m = $8, girth_cm = $9, orchard_id = $10, survey_id = $11, updated_at = $12, ",
-            "version = version + 1, row_key = NULL, code_serial = $15 WHERE id = $13 AND version = $14 RETURNING ",
-            tree_columns!()
-        ))
-        .bind(tree.code.as_str())
-        .bind(tree.location.lon)
-        .bind(tree.location.lat)
-        .bind(tree.accuracy_m)
-        .bind(tree.cultivar.as_str())
-        .bind(tree.planted_year)
-        .bind(tree.health.as_str())
-        .bind(tree.height_m)
-        .bind(tree.girth_cm)
-        .bind(tree.orchard_id.as_str())
-        .bind(tree.survey_id.map(|s| s.0))
-        .bind(at)
-        .bind(tree.id.0)
-        .bind(tree.version)
-        .bind(code_serial(&tree.code))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(duplicate_code_error)?;
-        // Only a writer ignoring WRITE_LOCK could have changed the row since the version check.
-        let Some(row) = row else { return Err(Error::Conflict { id: tree.id, current, given: tree.version }) };
-        let updated = tree_from_row(&row)?;
-        sqlx::query("INSERT INTO changes (tree_id, changed_at) VALUES ($1, $2)")
-            .bind(tree.id.0)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(updated)
+        self.write_tree(tree, None).await
     }
 
     async fn last_change(&self) -> Result<i64> {
@@ -546,6 +634,368 @@ impl Storage for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(history_from_row).collect()
+    }
+
+    async fn create_user(
+        &self,
+        name: &str,
+        role: Role,
+        orchards: &[OrchardId],
+        token_sha256: &[u8; 32],
+    ) -> Result<User> {
+        check_user_name(name)?;
+        let orchards = sorted_orchards(orchards);
+        // No WRITE_LOCK (accounts are not in the change log, and an import may
+        // hold it for minutes): the unique constraints settle a race.
+        let mut tx = self.pool.begin().await?;
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
+        if taken.is_some() {
+            return Err(Error::Invalid { field: "name", reason: format!("an account named {name:?} already exists") });
+        }
+        let same_token: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE token_sha256 = $1")
+            .bind(&token_sha256[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(other) = same_token {
+            return Err(Error::Invalid {
+                field: "token_sha256",
+                reason: format!("account {other} already has this token; make another token"),
+            });
+        }
+        for orchard in &orchards {
+            let found: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = $1")
+                .bind(orchard.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() {
+                return Err(Error::UnknownOrchard(orchard.clone()));
+            }
+        }
+        let row = sqlx::query(concat!(
+            "INSERT INTO users (name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4) RETURNING ",
+            user_columns!()
+        ))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(&token_sha256[..])
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| user_conflict(e, name))?;
+        let user = UserRow::from_row(&row)?;
+        for orchard in &orchards {
+            sqlx::query("INSERT INTO user_orchards (user_id, orchard_id) VALUES ($1, $2)")
+                .bind(user.id)
+                .bind(orchard.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        user.into_user(orchards)
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        // An account's orchards are written with it and never change, so
+        // two plain reads agree (pairs of an account created in between are ignored).
+        let rows =
+            sqlx::query(concat!("SELECT ", user_columns!(), " FROM users ORDER BY id")).fetch_all(&self.pool).await?;
+        let rows = rows.iter().map(UserRow::from_row).collect::<Result<Vec<_>>>()?;
+        let pairs: Vec<(i64, String)> = sqlx::query_as("SELECT user_id, orchard_id FROM user_orchards")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| decode_error("user_orchards", e))?;
+        assemble_users(rows, pairs)
+    }
+
+    async fn revoke_user(&self, name: &str) -> Result<Option<User>> {
+        // No WRITE_LOCK: a revocation must not wait for an import to finish.
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE users SET revoked_at = COALESCE(revoked_at, $1) WHERE name = $2 RETURNING ",
+            user_columns!()
+        ))
+        .bind(now())
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = UserRow::from_row(&row)?;
+        let orchards = orchards_of(&mut *tx, user.id).await?;
+        tx.commit().await?;
+        user.into_user(orchards).map(Some)
+    }
+
+    async fn user_by_token(&self, token_sha256: &[u8; 32]) -> Result<Option<User>> {
+        let row = sqlx::query(concat!("SELECT ", user_columns!(), " FROM users WHERE token_sha256 = $1"))
+            .bind(&token_sha256[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = UserRow::from_row(&row)?;
+        // Written with the account and never changed: no snapshot needed.
+        let orchards = orchards_of(&self.pool, user.id).await?;
+        user.into_user(orchards).map(Some)
+    }
+
+    async fn create_tree(&self, tree: NewTree, actor: &Actor) -> Result<Tree> {
+        check_values(tree.location, tree.accuracy_m, tree.height_m, tree.girth_cm)?;
+        let mut tx = self.begin_write().await?;
+        let orchard: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = $1")
+            .bind(tree.orchard_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if orchard.is_none() {
+            return Err(Error::UnknownOrchard(tree.orchard_id.clone()));
+        }
+        if let Some(SurveyId(s)) = tree.survey_id {
+            let survey: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM surveys WHERE id = $1").bind(s).fetch_optional(&mut *tx).await?;
+            if survey.is_none() {
+                return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
+            }
+        }
+        let claimed: HashSet<TreeCode> = tree.code.into_iter().collect();
+        let (ids, codes) = assign_ids(&mut Ids { conn: &mut tx }, std::slice::from_ref(&tree), &claimed).await?;
+        let Some((&id, &code)) = ids.first().zip(codes.first()) else {
+            return Err(corrupt("trees", "asked for a tree id, got none"));
+        };
+        let at = now();
+        let row = sqlx::query(concat!(
+            "INSERT INTO trees (id, code, code_serial, lon, lat, accuracy_m, cultivar, planted_year, health, ",
+            "height_m, girth_cm, orchard_id, survey_id, created_at, updated_at, version) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1) RETURNING ",
+            tree_columns!()
+        ))
+        .bind(id)
+        .bind(code.as_str())
+        .bind(code_serial(&code))
+        .bind(tree.location.lon)
+        .bind(tree.location.lat)
+        .bind(tree.accuracy_m)
+        .bind(tree.cultivar.as_str())
+        .bind(tree.planted_year)
+        .bind(tree.health.as_str())
+        .bind(tree.height_m)
+        .bind(tree.girth_cm)
+        .bind(tree.orchard_id.as_str())
+        .bind(tree.survey_id.map(|s| s.0))
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let created = tree_from_row(&row)?;
+        sqlx::query("INSERT INTO tree_creations (tree_id, created_by, created_by_user) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(&actor.name)
+            .bind(actor.user_id.map(|u| u.0))
+            .execute(&mut *tx)
+            .await?;
+        log_change(&mut tx, created.id, at).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn edit_tree(&self, tree: &Tree, actor: &Actor) -> Result<Tree> {
+        self.write_tree(tree, Some(actor)).await
+    }
+
+    async fn remove_tree(&self, id: TreeId, version: i64, reason: RemovalReason, actor: &Actor) -> Result<Tree> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Err(Error::NotFound(id)) };
+        let tree = tree_from_row(&row)?;
+        if tree.version != version {
+            return Err(Error::Conflict { id, current: tree.version, given: version });
+        }
+        // Never before its last change, even if this machine's clock is behind.
+        let at = now().max(tree.updated_at);
+        sqlx::query(HISTORY_CHANGE_SQL)
+            .bind(id.0)
+            .bind(at)
+            .bind(actor.name.as_str())
+            .bind(actor.user_id.map(|u| u.0))
+            .bind(reason.as_str())
+            .bind(code_serial(&tree.code))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM trees WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+        log_change(&mut tx, id, at).await?;
+        tx.commit().await?;
+        Ok(tree)
+    }
+
+    async fn removed_tree(&self, id: TreeId) -> Result<Option<(Tree, RemovalReason, DateTime<Utc>)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            history_columns!(),
+            ", ",
+            history_change_columns!(),
+            " FROM tree_history WHERE tree_id = $1 AND removal_reason IS NOT NULL"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let h = history_row_from_row(&row)?;
+        Ok(h.removal_reason.map(|reason| (h.version.tree, reason, h.version.replaced_at)))
+    }
+
+    async fn tree_changes(&self, id: TreeId) -> Result<Vec<TreeChange>> {
+        // One read transaction: history and current row from one snapshot.
+        let mut tx = self.begin_read().await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            history_columns!(),
+            ", ",
+            history_change_columns!(),
+            " FROM tree_history WHERE tree_id = $1 ORDER BY version"
+        ))
+        .bind(id.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        let history = rows.iter().map(history_row_from_row).collect::<Result<Vec<_>>>()?;
+        let row = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let current = row.as_ref().map(tree_from_row).transpose()?;
+        let Some(first) = history.first().map(|h| &h.version.tree).or(current.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let creation: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT created_by, created_by_user FROM tree_creations WHERE tree_id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| decode_error("tree_creations", e))?;
+        let creator = match creation {
+            Some((by, user)) => (by, user.map(UserId), None),
+            None => {
+                let surveyor: Option<String> = match first.survey_id {
+                    Some(s) => {
+                        sqlx::query_scalar("SELECT surveyor FROM surveys WHERE id = $1")
+                            .bind(s.0)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
+                    None => None,
+                };
+                survey_creator(first, surveyor)
+            }
+        };
+        tx.commit().await?;
+        Ok(assemble_changes(history, current, creator))
+    }
+
+    async fn add_record(&self, tree_id: TreeId, record: NewTreeRecord, actor: &Actor) -> Result<TreeRecord> {
+        let (details, quantity) = encode_record(&record)?;
+        // No WRITE_LOCK: records are not in the change log, a tree once stored
+        // never disappears from both `trees` and its history, and records are
+        // never changed, so the checks below stay true until the commit.
+        let mut tx = self.pool.begin().await?;
+        let known: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM trees WHERE id = $1 \
+             UNION ALL SELECT tree_id FROM tree_history WHERE tree_id = $1 AND removal_reason IS NOT NULL LIMIT 1",
+        )
+        .bind(tree_id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if known.is_none() {
+            return Err(Error::NotFound(tree_id));
+        }
+        if let Some(corrects) = record.corrects {
+            let owner: Option<i64> = sqlx::query_scalar("SELECT tree_id FROM tree_records WHERE id = $1")
+                .bind(corrects.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if owner != Some(tree_id.0) {
+                return Err(bad_correction(tree_id, corrects, owner));
+            }
+        }
+        let row = sqlx::query(concat!(
+            "INSERT INTO tree_records (tree_id, date, kind, details, quantity, note, corrects, author, author_id, ",
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+            record_columns!()
+        ))
+        .bind(tree_id.0)
+        .bind(record.date)
+        .bind(record.details.kind())
+        .bind(&details)
+        .bind(quantity)
+        .bind(&record.note)
+        .bind(record.corrects.map(|r| r.0))
+        .bind(&actor.name)
+        .bind(actor.user_id.map(|u| u.0))
+        .bind(now())
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored = record_from_row(&row)?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn tree_records(&self, tree_id: TreeId) -> Result<Vec<TreeRecord>> {
+        let rows =
+            sqlx::query(concat!("SELECT ", record_columns!(), " FROM tree_records WHERE tree_id = $1 ORDER BY id"))
+                .bind(tree_id.0)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn put_orchard(&self, orchard: &Orchard, actor: &Actor) -> Result<bool> {
+        let boundary = orchard.boundary.as_ref().map(encode_boundary).transpose()?;
+        let mut tx = self.begin_write().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = $1")
+            .bind(orchard.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let newest: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT MAX(updated_at) FROM orchards")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| decode_error("orchards", e))?;
+        let at = orchard_time(newest);
+        let sql = if exists.is_some() {
+            "UPDATE orchards SET name = $2, owner = $3, commune = $4, district = $5, province = $6, \
+             planting_area_code = $7, boundary = $8, updated_at = $9, updated_by = $10 WHERE id = $1"
+        } else {
+            "INSERT INTO orchards (id, name, owner, commune, district, province, planting_area_code, boundary, \
+             created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
+        };
+        sqlx::query(sql)
+            .bind(orchard.id.as_str())
+            .bind(&orchard.name)
+            .bind(&orchard.owner)
+            .bind(&orchard.commune)
+            .bind(&orchard.district)
+            .bind(&orchard.province)
+            .bind(&orchard.planting_area_code)
+            .bind(boundary)
+            .bind(at)
+            .bind(&actor.name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(exists.is_none())
+    }
+
+    async fn orchards_updated_at(&self) -> Result<Option<DateTime<Utc>>> {
+        sqlx::query_scalar("SELECT MAX(updated_at) FROM orchards")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| decode_error("orchards", e))
+    }
+
+    async fn trees_after(&self, after: TreeId, limit: u32) -> Result<Vec<Tree>> {
+        let rows = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(after.0)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tree_from_row).collect()
     }
 }
 

@@ -26,7 +26,7 @@ use crate::common::{
     IdSource as _, KeySet, Touched, check_draft, code_for, code_serial, corrupt, decode_error, history_columns,
     known_hashes, normalise_sha256, now, repeated_code, resurveyed_tree, row_key_hash, tree_columns,
 };
-use crate::postgres::{Ids, PostgresStore, duplicate_code_error, log_changes};
+use crate::postgres::{Ids, PostgresStore, REMOVED_SERIALS_SQL, duplicate_code_error, log_changes};
 use crate::{Error, ImportMeta, ImportWriter, Result};
 
 /// A stored tree as an update needs it.
@@ -53,8 +53,11 @@ pub(crate) struct PgImport {
     keys: Option<KeySet>,
     /// Codes this import claimed explicitly.
     claimed: HashSet<TreeCode>,
-    /// Serials of claimed codes above every stored id: derived codes skip them.
+    /// Serials of claimed codes above every stored id, and of removed trees'
+    /// codes: derived codes skip them.
     claimed_ahead: HashSet<i64>,
+    /// Serials of removed trees' codes: never given to another tree.
+    removed: HashSet<i64>,
     touched: Touched,
     /// Why the import cannot go on, once it cannot.
     broken: Option<String>,
@@ -159,6 +162,9 @@ impl PgImport {
         )
         .fetch_all(&mut *tx)
         .await?;
+        // Removed trees' codes are never given again: neither claimed nor derived.
+        let removed: HashSet<i64> =
+            sqlx::query_scalar(REMOVED_SERIALS_SQL).fetch_all(&mut *tx).await?.into_iter().collect();
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orchards").fetch_all(&mut *tx).await?;
         let orchards = ids
             .into_iter()
@@ -174,7 +180,8 @@ impl PgImport {
             surveys: HashSet::from([survey_id]),
             keys: None,
             claimed: HashSet::new(),
-            claimed_ahead: claimed_ahead.into_iter().collect(),
+            claimed_ahead: claimed_ahead.into_iter().chain(removed.iter().copied()).collect(),
+            removed,
             touched: Touched::default(),
             broken: None,
         })
@@ -289,8 +296,12 @@ impl PgImport {
     }
 
     /// Makes `code` free for a claim: a tree this import gave that code as its
-    /// derived one moves to a fresh id; any other holder is a duplicate.
+    /// derived one moves to a fresh id; any other holder, or a removed tree
+    /// that had it, makes it a duplicate.
     async fn claim(&mut self, code: TreeCode, holder: Option<i64>, reserved: &HashSet<i64>) -> Result<()> {
+        if self.removed.contains(&code_serial(&code)) {
+            return Err(Error::DuplicateCode(code.to_string()));
+        }
         if let Some(holder) = holder {
             let derived_here = self.first_id.is_some_and(|first| holder >= first)
                 && !self.claimed.contains(&code)

@@ -45,7 +45,10 @@ use crate::common::{
     KeySet, Touched, change_rows, check_draft, code_for, code_serial, corrupt, known_hashes, normalise_sha256, now,
     repeated_code, resurveyed_tree, row_key_hash,
 };
-use crate::sqlite::{Columns, HISTORY_INSERT_SQL, NEXT_SEQ_SQL, WRITE_WAIT, driver_error, parse_time, time_text};
+use crate::sqlite::{
+    Columns, HISTORY_INSERT_SQL, NEXT_SEQ_SQL, NEXT_TREE_ID_SQL, REMOVED_SERIALS_SQL, WRITE_WAIT, driver_error,
+    parse_time, time_text,
+};
 use crate::{Error, ImportMeta, ImportWriter, Result};
 
 /// Trees per multi-row INSERT: 14 values a tree plus the shared timestamp.
@@ -218,8 +221,10 @@ struct Import<'c> {
     surveys: HashSet<i64>,
     /// Recorded row-key hashes; read on first use.
     keys: Option<KeySet>,
-    /// Serials at or above `next_id` that claimed codes hold: derived codes skip them.
+    /// Serials at or above `next_id` that claimed codes of stored or removed trees hold: derived codes skip them.
     claimed_ahead: HashSet<i64>,
+    /// Serials of removed trees' codes: never given to another tree.
+    removed: HashSet<i64>,
     /// Codes this import claimed explicitly.
     claimed: HashSet<TreeCode>,
     touched: Touched,
@@ -310,9 +315,17 @@ impl<'c> Import<'c> {
         .map_err(db)?;
         // Safe only because the transaction holds the write lock: nobody else
         // can insert a tree before this import commits.
-        let next_id: i64 =
-            conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM trees", [], |r| r.get(0)).map_err(db)?;
-        let mut claimed_ahead = HashSet::new();
+        // Above removed trees' ids too: those are never given again.
+        let next_id: i64 = conn.query_row(NEXT_TREE_ID_SQL, [], |r| r.get(0)).map_err(db)?;
+        let mut removed = HashSet::new();
+        {
+            let mut stmt = conn.prepare(REMOVED_SERIALS_SQL).map_err(db)?;
+            let mut rows = stmt.query([]).map_err(db)?;
+            while let Some(row) = rows.next().map_err(db)? {
+                removed.insert(Columns(row).int(0, "code_serial").map_err(|e| relabel(e, "tree_history"))?);
+            }
+        }
+        let mut claimed_ahead: HashSet<i64> = removed.iter().copied().filter(|&s| s >= next_id).collect();
         {
             let mut stmt = conn.prepare("SELECT code_serial FROM trees WHERE code_serial >= ?1").map_err(db)?;
             let mut rows = stmt.query([next_id]).map_err(db)?;
@@ -341,6 +354,7 @@ impl<'c> Import<'c> {
             surveys: HashSet::from([survey_id]),
             keys: None,
             claimed_ahead,
+            removed,
             claimed: HashSet::new(),
             touched: Touched::default(),
             failed: None,
@@ -466,8 +480,12 @@ impl<'c> Import<'c> {
     }
 
     /// Makes `code` free for a claim: a tree this import gave that code as its
-    /// derived one moves to a fresh id; any other holder is a duplicate.
+    /// derived one moves to a fresh id; any other holder, or a removed tree
+    /// that had it, makes it a duplicate.
     fn claim(&mut self, code: TreeCode, reserved: &HashSet<i64>) -> Result<()> {
+        if self.removed.contains(&code_serial(&code)) {
+            return Err(Error::DuplicateCode(code.to_string()));
+        }
         if let Some(holder) = self.current_by_code(code)? {
             let derived_here =
                 holder.id >= self.first_id && !self.claimed.contains(&code) && code_for(holder.id).ok() == Some(code);

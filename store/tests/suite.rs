@@ -8,9 +8,12 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::SubsecRound;
+use chrono::{NaiveDate, SubsecRound};
 use common::{Fixture, draft, orchard, survey};
-use geo_core::{Cultivar, Health, LonLat, NewTree, OrchardId, SurveyId, Tree, TreeCode, TreeId, TreeRef};
+use geo_core::{
+    Actor, ChangeAction, Cultivar, Health, LonLat, NewTree, NewTreeRecord, OrchardId, RecordDetails, RecordId,
+    RemovalReason, Role, SurveyId, Tree, TreeCode, TreeId, TreeRef, User, diff_trees,
+};
 use geo_types::{Coord, LineString, Polygon};
 use store::{Backend, Error, ImportBatch, ImportMeta, Storage};
 
@@ -69,9 +72,18 @@ suite! {
         large_import_keeps_codes_unique,
         dropped_large_import_leaves_nothing,
         tree_points_match_all_trees,
+        users_are_created_listed_found_and_revoked,
+        tree_changes_tell_who_did_what,
+        stale_edits_and_removals_write_nothing,
+        removed_ids_and_codes_are_never_reused,
+        concurrent_creations_get_distinct_ids,
+        records_append_and_corrections_are_checked,
+        put_orchard_creates_replaces_and_moves_updated_at,
+        trees_after_pages_by_id,
     ],
     fixture: [
         reopening_keeps_data,
+        removed_newest_id_stays_used_after_reopening,
         corrupt_rows_are_reported_not_panicked_on,
         code_serials_agree,
     ],
@@ -1272,4 +1284,479 @@ async fn postgres_open_errors_hide_the_password() {
         other => panic!("expected Error::Open, got {other:?}"),
     }
     assert!(!err.to_string().contains("s3cr3t-pw"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Accounts, editing with history, the farm diary, orchards, paging
+
+fn token(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn oid(id: &str) -> OrchardId {
+    OrchardId::new(id).unwrap()
+}
+
+async fn users_are_created_listed_found_and_revoked(store: Arc<dyn Storage>) {
+    store.import(batch(&["B-1", "A-1", "C-1"], vec![])).await.unwrap();
+    assert!(store.users().await.unwrap().is_empty());
+    let admin = store.create_user("Lan", Role::Admin, &[], &token(1)).await.unwrap();
+    assert_eq!((admin.name.as_str(), admin.role, admin.revoked_at), ("Lan", Role::Admin, None));
+    assert!(admin.orchards.is_empty() && admin.is_active());
+    let farmer =
+        store.create_user("Y Blang Niê", Role::Farmer, &[oid("B-1"), oid("A-1"), oid("B-1")], &token(2)).await.unwrap();
+    assert_eq!(farmer.orchards, [oid("A-1"), oid("B-1")], "sorted, each once");
+    assert!(farmer.id > admin.id);
+    assert!(farmer.created_at >= admin.created_at);
+    assert_eq!(farmer.created_at, farmer.created_at.trunc_subsecs(6));
+
+    // Listed by id, found by token.
+    assert_eq!(store.users().await.unwrap(), [admin.clone(), farmer.clone()]);
+    assert_eq!(store.user_by_token(&token(2)).await.unwrap().unwrap(), farmer);
+    assert!(store.user_by_token(&token(9)).await.unwrap().is_none());
+
+    // Refused: a taken name, empty or over-long names, a taken token, an unknown orchard. Nothing written.
+    let err = store.create_user("Lan", Role::Volunteer, &[], &token(3)).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid { field: "name", reason } if reason.contains("Lan")), "{err:?}");
+    for bad in ["", "   ", &"x".repeat(101), "a\nb"] {
+        let err = store.create_user(bad, Role::Volunteer, &[], &token(3)).await.unwrap_err();
+        assert!(matches!(&err, Error::Invalid { field: "name", .. }), "{bad:?}: {err:?}");
+    }
+    let err = store.create_user("Minh", Role::Volunteer, &[], &token(1)).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid { field: "token_sha256", .. }), "{err:?}");
+    let err = store.create_user("Minh", Role::Farmer, &[oid("A-1"), oid("Z-9")], &token(3)).await.unwrap_err();
+    assert!(matches!(&err, Error::UnknownOrchard(o) if o.as_str() == "Z-9"), "{err:?}");
+    assert_eq!(store.users().await.unwrap().len(), 2);
+    // The name is free after a refusal; exactly 100 characters is fine.
+    let long = "y".repeat(100);
+    let minh = store.create_user(&long, Role::Volunteer, &[oid("C-1")], &token(3)).await.unwrap();
+    assert_eq!(minh.name, long);
+
+    // Revoking: the first time stays; unknown names are None; revoked accounts are still found by token.
+    let revoked = store.revoke_user("Y Blang Niê").await.unwrap().unwrap();
+    let first_time = revoked.revoked_at.unwrap();
+    assert!(!revoked.is_active());
+    assert_eq!(revoked.orchards, farmer.orchards);
+    assert_eq!(User { revoked_at: None, ..revoked.clone() }, farmer);
+    let again = store.revoke_user("Y Blang Niê").await.unwrap().unwrap();
+    assert_eq!(again.revoked_at, Some(first_time));
+    assert!(store.revoke_user("nobody").await.unwrap().is_none());
+    assert_eq!(store.user_by_token(&token(2)).await.unwrap().unwrap(), again);
+    let all = store.users().await.unwrap();
+    assert_eq!(all.iter().map(|u| u.is_active()).collect::<Vec<_>>(), [true, false, true]);
+    assert_eq!(all[1], again);
+}
+
+fn by(user: &User) -> Actor {
+    Actor::user(user)
+}
+
+/// Create, edit, re-survey, legacy update and remove: exactly these entries.
+async fn tree_changes_tell_who_did_what(store: Arc<dyn Storage>) {
+    let imported = store
+        .import(ImportBatch { survey: Some(survey("Hà")), ..batch(&["DL-001", "DL-002"], vec![draft("DL-001", 0)]) })
+        .await
+        .unwrap();
+    let lan = store.create_user("Lan", Role::Volunteer, &[], &token(1)).await.unwrap();
+    let minh = store.create_user("Minh", Role::Admin, &[], &token(2)).await.unwrap();
+    let seq = store.last_change().await.unwrap();
+
+    // An imported tree: created by its survey's surveyor.
+    let changes = store.tree_changes(imported.trees[0].id).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].action, ChangeAction::Create);
+    assert_eq!(changes[0].by, "Hà");
+    assert_eq!(changes[0].survey_id, imported.survey_id);
+    assert_eq!(changes[0].user_id, None);
+    assert_eq!(changes[0].at, imported.trees[0].created_at);
+
+    // Created through the API.
+    let v1 = store.create_tree(draft("DL-001", 1), &by(&lan)).await.unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(v1.code, code(v1.id.0 as u64));
+    assert!(v1.id > imported.trees[0].id);
+    assert_matches_draft(&v1, &draft("DL-001", 1));
+    assert_eq!(store.tree(v1.id).await.unwrap().unwrap(), v1);
+    // Edited by another account.
+    let v2 =
+        store.edit_tree(&Tree { health: Health::Dead, height_m: Some(7.5), ..v1.clone() }, &by(&minh)).await.unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(store.tree(v1.id).await.unwrap().unwrap(), v2);
+    // Re-surveyed by an import.
+    let mut writer = store.begin_import(meta(30)).await.unwrap();
+    let mut resurvey = draft("DL-002", 1);
+    resurvey.health = Health::Dead;
+    resurvey.height_m = Some(7.5);
+    let v3 = writer.update_trees(vec![("r".into(), TreeRef::Id(v1.id), resurvey)]).await.unwrap().remove(0);
+    let resurvey_id = writer.commit().await.unwrap();
+    assert_eq!(v3.version, 3);
+    // Updated without an actor.
+    let v4 = store.update_tree(&Tree { girth_cm: Some(88.0), ..v3.clone() }).await.unwrap();
+    // Removed.
+    let removed = store.remove_tree(v1.id, 4, RemovalReason::Cut, &by(&lan)).await.unwrap();
+    assert_eq!(removed, v4);
+    assert!(store.tree(v1.id).await.unwrap().is_none());
+    assert!(store.tree_by_code(&v1.code).await.unwrap().is_none());
+    assert!(!store.all_trees().await.unwrap().iter().any(|t| t.id == v1.id));
+
+    let changes = store.tree_changes(v1.id).await.unwrap();
+    let summary: Vec<(i64, ChangeAction, &str)> =
+        changes.iter().map(|c| (c.version, c.action, c.by.as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            (1, ChangeAction::Create, "Lan"),
+            (2, ChangeAction::Update, "Minh"),
+            (3, ChangeAction::Update, "surveyor 30"),
+            (4, ChangeAction::Update, "unknown"),
+            (4, ChangeAction::Remove, "Lan"),
+        ]
+    );
+    let [create, edit, import, update, remove] = &changes[..] else { unreachable!() };
+    assert_eq!((create.user_id, create.survey_id, create.at), (Some(lan.id), None, v1.created_at));
+    assert_eq!(create.fields, diff_trees(None, &v1));
+    assert!(create.fields.iter().all(|f| f.from.is_null()));
+    assert!(create.fields.iter().any(|f| f.field == "code" && f.to == serde_json::json!(v1.code.as_str())));
+    assert_eq!((edit.user_id, edit.survey_id, edit.at), (Some(minh.id), None, v2.updated_at));
+    let fields: Vec<(&str, serde_json::Value, serde_json::Value)> =
+        edit.fields.iter().map(|f| (f.field.as_str(), f.from.clone(), f.to.clone())).collect();
+    assert_eq!(
+        fields,
+        [
+            ("health", serde_json::json!(v1.health.as_str()), serde_json::json!("dead")),
+            ("height_m", serde_json::json!(v1.height_m), serde_json::json!(7.5)),
+        ]
+    );
+    assert_eq!((import.user_id, import.survey_id, import.at), (None, Some(resurvey_id), v3.updated_at));
+    assert_eq!(import.fields, diff_trees(Some(&v2), &v3));
+    assert!(import.fields.iter().any(|f| f.field == "orchard_id"));
+    assert!(!import.fields.iter().any(|f| f.field == "health"), "unchanged fields are not listed");
+    assert_eq!(update.fields, diff_trees(Some(&v3), &v4));
+    assert_eq!((update.user_id, update.survey_id), (None, None));
+    assert_eq!((remove.reason, remove.user_id, remove.survey_id), (Some(RemovalReason::Cut), Some(lan.id), None));
+    assert!(remove.fields.is_empty());
+    assert!(remove.at >= v4.updated_at);
+    assert!(changes.iter().filter(|c| c.action != ChangeAction::Remove).all(|c| c.reason.is_none()));
+    assert!(changes.windows(2).all(|w| w[0].at <= w[1].at));
+
+    // The removed tree: its last version, why and when; its history keeps every version.
+    let (last, reason, at) = store.removed_tree(v1.id).await.unwrap().unwrap();
+    assert_eq!((last, reason, at), (v4.clone(), RemovalReason::Cut, remove.at));
+    let history = store.tree_history(v1.id).await.unwrap();
+    assert_eq!(history.iter().map(|h| h.tree.clone()).collect::<Vec<_>>(), [v1.clone(), v2, v3, v4]);
+    assert!(store.removed_tree(imported.trees[0].id).await.unwrap().is_none(), "exists");
+    assert!(store.removed_tree(TreeId(999_999)).await.unwrap().is_none(), "never existed");
+    assert!(store.tree_changes(TreeId(999_999)).await.unwrap().is_empty());
+
+    // Followers: create, edit, import, update, remove, each in its own change.
+    let log: Vec<TreeId> = store.changes_since(seq, 100).await.unwrap().iter().map(|c| c.tree_id).collect();
+    assert_eq!(log, [v1.id; 5]);
+    // Removing again: not found (nothing logged).
+    let err = store.remove_tree(v1.id, 4, RemovalReason::Dead, &by(&lan)).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(id) if id == v1.id), "{err:?}");
+    assert_eq!(store.changes_since(seq, 100).await.unwrap().len(), 5);
+}
+
+async fn stale_edits_and_removals_write_nothing(store: Arc<dyn Storage>) {
+    store.import(batch(&["DL-001"], vec![])).await.unwrap();
+    let actor = Actor::system("cli");
+    let v1 = store.create_tree(draft("DL-001", 0), &actor).await.unwrap();
+    let v2 = store.edit_tree(&Tree { health: Health::Poor, ..v1.clone() }, &actor).await.unwrap();
+    let probe = [v1.id];
+    let before = full_snapshot(store.as_ref(), &probe).await;
+    let changes_before = store.tree_changes(v1.id).await.unwrap();
+
+    let err = store.edit_tree(&Tree { health: Health::Fair, ..v1.clone() }, &actor).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { id, current: 2, given: 1 } if id == v1.id), "{err:?}");
+    let err = store.remove_tree(v1.id, 1, RemovalReason::Dead, &actor).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { id, current: 2, given: 1 } if id == v1.id), "{err:?}");
+    let err = store.remove_tree(v1.id, 3, RemovalReason::Dead, &actor).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { current: 2, given: 3, .. }), "{err:?}");
+    let err = store.remove_tree(TreeId(424_242), 1, RemovalReason::Dead, &actor).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(TreeId(424_242))), "{err:?}");
+    let err = store.edit_tree(&Tree { id: TreeId(424_242), ..v2.clone() }, &actor).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(TreeId(424_242))), "{err:?}");
+    let err = store.edit_tree(&Tree { height_m: Some(f64::NAN), ..v2.clone() }, &actor).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { field: "height_m", .. }), "{err:?}");
+
+    assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+    assert_eq!(store.tree_changes(v1.id).await.unwrap(), changes_before);
+    assert!(store.removed_tree(v1.id).await.unwrap().is_none());
+
+    // Creation refusals write nothing either.
+    let mut unknown = draft("DL-404", 1);
+    unknown.orchard_id = oid("DL-404");
+    let err = store.create_tree(unknown, &actor).await.unwrap_err();
+    assert!(matches!(&err, Error::UnknownOrchard(o) if o.as_str() == "DL-404"), "{err:?}");
+    let mut taken = draft("DL-001", 2);
+    taken.code = Some(v1.code);
+    let err = store.create_tree(taken, &actor).await.unwrap_err();
+    assert!(matches!(&err, Error::DuplicateCode(c) if c == v1.code.as_str()), "{err:?}");
+    let mut nan = draft("DL-001", 3);
+    nan.location = LonLat::new(f64::NAN, 12.0);
+    assert!(matches!(store.create_tree(nan, &actor).await, Err(Error::Invalid { field: "lon", .. })));
+    let mut no_survey = draft("DL-001", 4);
+    no_survey.survey_id = Some(SurveyId(55_555));
+    assert!(matches!(store.create_tree(no_survey, &actor).await, Err(Error::Invalid { field: "survey_id", .. })));
+    assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+}
+
+/// A removed tree's id and code are never given again: not by `create_tree`,
+/// nor by either kind of import, nor by an edit.
+async fn removed_ids_and_codes_are_never_reused(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let actor = Actor::system("cli");
+    // The newest tree, and one holding a claimed code just ahead of the ids.
+    let newest = store.create_tree(draft("DL-001", 3), &actor).await.unwrap();
+    let ahead = code(newest.id.0 as u64 + 2);
+    let mut tagged = draft("DL-001", 4);
+    tagged.code = Some(ahead);
+    let tagged = store.create_tree(tagged, &actor).await.unwrap();
+    assert_eq!(tagged.id.0, newest.id.0 + 1);
+    let gone = [newest.clone(), tagged.clone()];
+    for t in &gone {
+        store.remove_tree(t.id, 1, RemovalReason::Mistaken, &actor).await.unwrap();
+    }
+    let max_removed = tagged.id;
+    assert!(store.all_trees().await.unwrap().iter().all(|t| t.id < newest.id));
+
+    // New trees: by the API, by a batch import, by an import writer.
+    let created = store.create_tree(draft("DL-001", 5), &actor).await.unwrap();
+    let batch_import = store.import(batch(&[], (6..9).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let mut writer = store.begin_import(meta(31)).await.unwrap();
+    let written = writer.insert_trees(keyed("w", (9..12).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    writer.commit().await.unwrap();
+    let mut new_ids = vec![created.id];
+    new_ids.extend(batch_import.trees.iter().map(|t| t.id));
+    new_ids.extend(written.iter().map(|w| w.0));
+    let mut new_codes = vec![created.code];
+    new_codes.extend(batch_import.trees.iter().map(|t| t.code));
+    new_codes.extend(written.iter().map(|w| w.1));
+    for (id, c) in new_ids.iter().zip(&new_codes) {
+        assert!(*id > max_removed, "id {id} reuses a removed tree's range (removed up to {max_removed})");
+        assert!(gone.iter().all(|g| g.code != *c), "code {c} was a removed tree's");
+    }
+    assert_eq!(new_ids.iter().collect::<HashSet<_>>().len(), new_ids.len());
+
+    // Claiming a removed tree's code, any way, is a duplicate; nothing is written.
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store.as_ref(), &probe).await;
+    for removed in [newest.code, ahead] {
+        let mut claim = draft("DL-001", 20);
+        claim.code = Some(removed);
+        let err = store.create_tree(claim.clone(), &actor).await.unwrap_err();
+        assert!(matches!(&err, Error::DuplicateCode(c) if c == removed.as_str()), "{err:?}");
+        let err = store.import(batch(&[], vec![draft("DL-001", 21), claim.clone()])).await.unwrap_err();
+        assert!(matches!(&err, Error::DuplicateCode(c) if c == removed.as_str()), "{err:?}");
+        let mut writer = store.begin_import(meta(32)).await.unwrap();
+        let err = writer.insert_trees(keyed("c", vec![claim.clone()])).await.unwrap_err();
+        assert!(matches!(&err, Error::DuplicateCode(c) if c == removed.as_str()), "{err:?}");
+        drop(writer);
+        let mut writer = store.begin_import(meta(33)).await.unwrap();
+        let err = writer.update_trees(vec![("u".into(), TreeRef::Id(base.trees[0].id), claim)]).await.unwrap_err();
+        assert!(matches!(&err, Error::DuplicateCode(c) if c == removed.as_str()), "{err:?}");
+        drop(writer);
+        let current = store.tree(base.trees[1].id).await.unwrap().unwrap();
+        let err = store.edit_tree(&Tree { code: removed, ..current.clone() }, &actor).await.unwrap_err();
+        assert!(matches!(&err, Error::DuplicateCode(c) if c == removed.as_str()), "{err:?}");
+        let err = store.update_tree(&Tree { code: removed, ..current }).await.unwrap_err();
+        assert!(matches!(&err, Error::DuplicateCode(c) if c == removed.as_str()), "{err:?}");
+        assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+    }
+    for t in &gone {
+        let (last, reason, _) = store.removed_tree(t.id).await.unwrap().unwrap();
+        assert_eq!((last, reason), (t.clone(), RemovalReason::Mistaken));
+    }
+}
+
+/// The next id after a removal of the newest tree, from a store opened afresh
+/// (nothing cached in memory).
+async fn removed_newest_id_stays_used_after_reopening(fx: Arc<Fixture>) {
+    let store = fx.open().await;
+    store.import(batch(&["DL-001"], (0..2).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let newest = store.create_tree(draft("DL-001", 2), &Actor::system("cli")).await.unwrap();
+    store.remove_tree(newest.id, 1, RemovalReason::Dead, &Actor::system("cli")).await.unwrap();
+    drop(store);
+    let store = fx.open().await;
+    let mut writer = store.begin_import(meta(34)).await.unwrap();
+    let ids = writer.insert_trees(keyed("r", vec![draft("DL-001", 3)])).await.unwrap();
+    writer.commit().await.unwrap();
+    assert!(ids[0].0 > newest.id, "{} reuses removed {}", ids[0].0, newest.id);
+    assert_ne!(ids[0].1, newest.code);
+    let created = store.create_tree(draft("DL-001", 4), &Actor::system("cli")).await.unwrap();
+    assert!(created.id > ids[0].0);
+}
+
+async fn concurrent_creations_get_distinct_ids(store: Arc<dyn Storage>) {
+    store.import(batch(&["DL-001"], vec![])).await.unwrap();
+    let seq = store.last_change().await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_tree(draft("DL-001", i), &Actor::system(format!("t{i}"))).await })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for task in tasks {
+        let t = task.await.unwrap().unwrap();
+        assert!(ids.insert(t.id));
+        assert_eq!(t.code, code(t.id.0 as u64));
+    }
+    let logged: HashSet<TreeId> = store.changes_since(seq, 100).await.unwrap().iter().map(|c| c.tree_id).collect();
+    assert_eq!(logged, ids);
+}
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn record(details: RecordDetails) -> NewTreeRecord {
+    NewTreeRecord { date: day(2026, 3, 1), details, note: None, corrects: None }
+}
+
+async fn records_append_and_corrections_are_checked(store: Arc<dyn Storage>) {
+    let imported = store.import(batch(&["DL-001"], (0..2).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let (a, b) = (imported.trees[0].clone(), imported.trees[1].clone());
+    let farmer = store.create_user("Y Blang Niê", Role::Farmer, &[oid("DL-001")], &token(1)).await.unwrap();
+    let actor = by(&farmer);
+    assert!(store.tree_records(a.id).await.unwrap().is_empty());
+
+    // Every kind, numbers that need 17 digits included.
+    let kinds = vec![
+        RecordDetails::Harvest { fruit_count: 12, weight_kg: 0.1 + 0.2 + 36.0 },
+        RecordDetails::Spray {
+            product: "Abamectin".into(),
+            dose: "20 ml / 16 l".into(),
+            phi_days: 14,
+            target: Some("rầy xanh".into()),
+        },
+        RecordDetails::Fertiliser { product: "NPK 16-16-8".into(), amount_kg: None },
+        RecordDetails::Fertiliser { product: "Phân chuồng".into(), amount_kg: Some(1.0 / 3.0) },
+        RecordDetails::Flowering { percent: Some(33.333_333_333_333_336) },
+        RecordDetails::Flowering { percent: None },
+        RecordDetails::FruitSet { fruit_count: 40 },
+        RecordDetails::Observation { health: Some(Health::Fair) },
+        RecordDetails::Observation { health: None },
+        RecordDetails::Photo { sha256: "ab".repeat(32), content_type: "image/jpeg".into() },
+    ];
+    let mut stored = Vec::new();
+    for (i, details) in kinds.iter().enumerate() {
+        let mut r = record(details.clone());
+        r.note = (i % 2 == 0).then(|| format!("ghi chú {i}"));
+        let s = store.add_record(a.id, r.clone(), &actor).await.unwrap();
+        assert_eq!((s.tree_id, s.date, &s.details, &s.note, s.corrects), (a.id, r.date, details, &r.note, None));
+        assert_eq!((s.author.as_str(), s.author_id), ("Y Blang Niê", Some(farmer.id)));
+        assert_eq!(s.created_at, s.created_at.trunc_subsecs(6));
+        stored.push(s);
+    }
+    let RecordDetails::Harvest { weight_kg, .. } = &stored[0].details else { unreachable!() };
+    assert_eq!(weight_kg.to_bits(), (0.1 + 0.2 + 36.0f64).to_bits());
+
+    // A correction of a record of the same tree.
+    let mut fix = record(RecordDetails::Harvest { fruit_count: 13, weight_kg: 38.5 });
+    fix.corrects = Some(stored[0].id);
+    let fixed = store.add_record(a.id, fix, &Actor::system("cli")).await.unwrap();
+    assert_eq!((fixed.corrects, fixed.author.as_str(), fixed.author_id), (Some(stored[0].id), "cli", None));
+    stored.push(fixed);
+    let other = store.add_record(b.id, record(RecordDetails::FruitSet { fruit_count: 3 }), &actor).await.unwrap();
+
+    // Refused, nothing written: a record of another tree, no record at all, an unknown tree, NaN.
+    let mut wrong_tree = record(RecordDetails::FruitSet { fruit_count: 5 });
+    wrong_tree.corrects = Some(other.id);
+    let err = store.add_record(a.id, wrong_tree, &actor).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { field: "corrects", reason } if reason.contains(&b.id.to_string())),
+        "{err:?}"
+    );
+    let mut no_record = record(RecordDetails::FruitSet { fruit_count: 5 });
+    no_record.corrects = Some(RecordId(987_654));
+    let err = store.add_record(a.id, no_record, &actor).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid { field: "corrects", reason } if reason.contains("987654")), "{err:?}");
+    let err = store.add_record(TreeId(424_242), record(RecordDetails::FruitSet { fruit_count: 5 }), &actor);
+    assert!(matches!(err.await, Err(Error::NotFound(TreeId(424_242)))));
+    for (field, details) in [
+        ("weight_kg", RecordDetails::Harvest { fruit_count: 1, weight_kg: f64::NAN }),
+        ("amount_kg", RecordDetails::Fertiliser { product: "x".into(), amount_kg: Some(f64::INFINITY) }),
+        ("percent", RecordDetails::Flowering { percent: Some(f64::NEG_INFINITY) }),
+    ] {
+        let err = store.add_record(a.id, record(details), &actor).await.unwrap_err();
+        assert!(matches!(&err, Error::Invalid { field: f, .. } if *f == field), "{field}: {err:?}");
+    }
+
+    // Oldest first, every one exactly as returned; other trees' apart.
+    let listed = store.tree_records(a.id).await.unwrap();
+    assert_eq!(listed, stored);
+    assert!(listed.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(store.tree_records(b.id).await.unwrap(), std::slice::from_ref(&other));
+    assert!(store.tree_records(TreeId(424_242)).await.unwrap().is_empty());
+
+    // A removed tree keeps its records and takes more.
+    store.remove_tree(b.id, b.version, RemovalReason::Dead, &actor).await.unwrap();
+    let after = store.add_record(b.id, record(RecordDetails::Observation { health: Some(Health::Dead) }), &actor);
+    let after = after.await.unwrap();
+    assert_eq!(store.tree_records(b.id).await.unwrap(), [other, after]);
+    // Records are not tree writes: the change log does not move for them.
+    let seq = store.last_change().await.unwrap();
+    store.add_record(a.id, record(RecordDetails::FruitSet { fruit_count: 1 }), &actor).await.unwrap();
+    assert_eq!(store.last_change().await.unwrap(), seq);
+}
+
+async fn put_orchard_creates_replaces_and_moves_updated_at(store: Arc<dyn Storage>) {
+    let actor = Actor::system("cli");
+    assert_eq!(store.orchards_updated_at().await.unwrap(), None);
+    let mut a = orchard("DL-001");
+    a.boundary = Some(awkward_polygon());
+    assert!(store.put_orchard(&a, &actor).await.unwrap(), "created");
+    assert_eq!(store.orchard(&a.id).await.unwrap().unwrap(), a);
+    let t1 = store.orchards_updated_at().await.unwrap().unwrap();
+    assert_eq!(t1, t1.trunc_subsecs(6));
+
+    // Replaced: every field, the boundary removed.
+    let mut a2 = orchard("DL-001");
+    a2.name = "Vườn mới".into();
+    a2.planting_area_code = None;
+    assert!(!store.put_orchard(&a2, &actor).await.unwrap(), "replaced");
+    assert_eq!(store.orchard(&a.id).await.unwrap().unwrap(), a2);
+    let t2 = store.orchards_updated_at().await.unwrap().unwrap();
+    assert!(t2 > t1, "{t2} after {t1}");
+    // Boundary back, another orchard: moves again each time.
+    assert!(!store.put_orchard(&a, &actor).await.unwrap());
+    let t3 = store.orchards_updated_at().await.unwrap().unwrap();
+    assert!(t3 > t2);
+    assert!(store.put_orchard(&orchard("DL-002"), &actor).await.unwrap());
+    let t4 = store.orchards_updated_at().await.unwrap().unwrap();
+    assert!(t4 > t3);
+    assert_eq!(store.orchards().await.unwrap(), [a.clone(), orchard("DL-002")]);
+    // Trees may be placed in a new orchard at once.
+    store.create_tree(draft("DL-002", 0), &actor).await.unwrap();
+
+    // Refused: a boundary the database cannot keep. Nothing written.
+    let mut bad = orchard("DL-001");
+    bad.boundary = Some(Polygon::new(LineString(vec![Coord { x: f64::NAN, y: 1.0 }]), vec![]));
+    let err = store.put_orchard(&bad, &actor).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid { field: "boundary", .. }), "{err:?}");
+    assert_eq!(store.orchard(&a.id).await.unwrap().unwrap(), a);
+    assert_eq!(store.orchards_updated_at().await.unwrap(), Some(t4));
+}
+
+async fn trees_after_pages_by_id(store: Arc<dyn Storage>) {
+    assert!(store.trees_after(TreeId(0), 10).await.unwrap().is_empty());
+    store.import(batch(&["DL-001"], (0..25).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let gone = store.all_trees().await.unwrap()[10].clone();
+    store.remove_tree(gone.id, 1, RemovalReason::Mistaken, &Actor::system("cli")).await.unwrap();
+    let all = store.all_trees().await.unwrap();
+    assert_eq!(all.len(), 24);
+    let mut paged = Vec::new();
+    let mut after = TreeId(0);
+    loop {
+        let page = store.trees_after(after, 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert!(store.trees_after(TreeId(0), 0).await.unwrap().is_empty());
+    assert_eq!(store.trees_after(all[3].id, 2).await.unwrap(), all[4..6]);
+    assert!(store.trees_after(all[23].id, 10).await.unwrap().is_empty());
 }

@@ -19,6 +19,7 @@ use importer::pipeline::{self, ImportOptions, Input, Report};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
+use crate::auth::{Caller, require_surveyor};
 use crate::error::{AppError, Result};
 
 /// The largest upload accepted (a 1,000,000-tree CSV is about 85 MB).
@@ -29,15 +30,15 @@ fn bad_form(message: impl Into<String>) -> AppError {
 }
 
 /// `POST /api/imports`.
-pub async fn create_import(State(state): State<AppState>, mut form: Multipart) -> Result<(StatusCode, Json<Report>)> {
-    if !state.imports_open {
-        return Err(AppError::Forbidden(
-            "imports over HTTP are open only while the server listens on a loopback address \
-             (use `orchardmap import` on the server, or bind to 127.0.0.1)"
-                .into(),
-        ));
-    }
-    let mut opts = ImportOptions { surveyor: "web upload".into(), ..ImportOptions::default() };
+/// Needs a volunteer or admin token; the account is recorded as the surveyor
+/// unless the form names one.
+pub async fn create_import(
+    State(state): State<AppState>,
+    caller: Caller,
+    mut form: Multipart,
+) -> Result<(StatusCode, Json<Report>)> {
+    let user = require_surveyor(caller)?;
+    let mut opts = ImportOptions { surveyor: user.name.clone(), ..ImportOptions::default() };
     let mut upload: Option<(String, std::fs::File, String, u64)> = None;
     while let Some(mut field) =
         form.next_field().await.map_err(|e| bad_form(format!("the multipart body is malformed: {e}")))?

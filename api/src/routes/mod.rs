@@ -1,9 +1,14 @@
 //! Request handlers, one module per resource.
 
+pub mod edit;
+pub mod export;
 pub mod home;
 pub mod imports;
+pub mod ogc;
 pub mod orchards;
+pub mod records;
 pub mod trees;
+pub mod users;
 
 use axum::Json;
 use axum::extract::State;
