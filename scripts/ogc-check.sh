@@ -7,6 +7,7 @@
 #   - the `orchards` layer exists and has no `owner` field (private).
 #
 #   scripts/ogc-check.sh          # builds orchardmap and serves the bundled sample on a free port
+#   ORCHARDMAP_BIN=target/debug/orchardmap scripts/ogc-check.sh   # with a binary already built
 #   scripts/ogc-check.sh URL      # checks a running server instead, e.g. http://127.0.0.1:8080
 #
 # Needs ogrinfo (apt-get install gdal-bin) and curl. PAGE_SIZE=n sets GDAL's page size (its default: 10).
@@ -37,9 +38,14 @@ trap cleanup EXIT
 if [ $# -ge 1 ]; then
   BASE="${1%/}"
 else
-  cargo build --release -q -p orchardmap --bin orchardmap
+  # ORCHARDMAP_BIN=path uses an already built binary (CI passes the debug one it just tested).
+  BIN="${ORCHARDMAP_BIN:-}"
+  if [ -z "$BIN" ]; then
+    cargo build --release -q -p orchardmap --bin orchardmap
+    BIN=target/release/orchardmap
+  fi
   WORK="$(mktemp -d)"
-  target/release/orchardmap serve --demo --db "$WORK/demo.db" --bind 127.0.0.1:0 >"$WORK/stdout" 2>"$WORK/stderr" &
+  "$BIN" serve --demo --db "$WORK/demo.db" --bind 127.0.0.1:0 >"$WORK/stdout" 2>"$WORK/stderr" &
   PID=$!
   BASE=""
   for _ in $(seq 1 1200); do
