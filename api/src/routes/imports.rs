@@ -74,7 +74,14 @@ pub async fn create_import(
         return Err(bad_form("missing: send the survey in a multipart part named \"file\""));
     };
     let input = Input::from_reader(&file_name, sha256, Some(size), Box::new(BufReader::with_capacity(1 << 16, spool)));
-    let report = pipeline::import(state.store.clone(), input, opts, None, Arc::new(|_| {})).await?;
+    let report = match pipeline::import(state.store.clone(), input, opts, None, Arc::new(|_| {})).await {
+        Ok(report) => report,
+        Err(e) => {
+            state.metrics.record_import("failed");
+            return Err(e.into());
+        }
+    };
+    state.metrics.record_import(if report.survey_id.is_some() { "imported" } else { "nothing_written" });
     // Make the new trees visible to this server's next request, not just within the follow interval.
     state.cache.catch_up(state.store.as_ref()).await?;
     let status = if report.survey_id.is_some() { StatusCode::CREATED } else { StatusCode::OK };

@@ -37,11 +37,12 @@ pub async fn get_tree(State(state): State<AppState>, Path(key): Path<String>) ->
     };
     match found {
         Some(tree) => {
+            state.metrics.cache_hit("trees");
             let mut response = geojson(TreeFeature::new(&tree, None));
             response.headers_mut().insert(axum::http::header::ETAG, crate::routes::edit::etag(tree.version));
             Ok(response)
         }
-        None => match key.parse::<i64>() {
+        None => match key.parse::<i64>().inspect(|_| state.metrics.cache_miss("trees")) {
             Ok(id) => Err(crate::routes::edit::missing(&state, TreeId(id)).await),
             Err(_) => Err(AppError::NotFound(format!("no tree with id or code {key:?}"))),
         },
