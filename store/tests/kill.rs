@@ -158,9 +158,24 @@ async fn kill_around_commit(fx: Arc<Fixture>) {
     let committed = std::fs::read_to_string(&marker).unwrap() == "committed";
 
     let store = fx.open().await;
-    let count = store.count_trees().await.unwrap();
-    let prior = store.find_import(&meta().file_sha256).await.unwrap();
-    let changes = store.changes_since(0, u32::MAX).await.unwrap();
+    // A PostgreSQL server finishes a COMMIT it has received even when the client
+    // is killed meanwhile, so the outcome may land just after the kill: read
+    // until the backend of the killed process is done (all of it or none of it
+    // visible, as one), at most 5 s. SQLite's outcome is settled at once.
+    let (mut count, mut prior, mut changes);
+    let mut tries = 0;
+    loop {
+        count = store.count_trees().await.unwrap();
+        prior = store.find_import(&meta().file_sha256).await.unwrap();
+        changes = store.changes_since(0, u32::MAX).await.unwrap();
+        let settled = (count == 0 && prior.is_none() && changes.is_empty())
+            || (count == total && prior.is_some() && changes.len() as u64 == total);
+        tries += 1;
+        if settled || tries >= 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     if count == 0 {
         assert!(!committed, "the child saw its commit succeed, yet nothing is stored");
         assert!(prior.is_none() && changes.is_empty());
