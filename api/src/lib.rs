@@ -51,6 +51,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// The per-client limit on failed authentications.
     pub auth_failures: Arc<AuthFailures>,
+    /// Recently checked tokens (see [`auth::TokenCache`]).
+    pub tokens: Arc<auth::TokenCache>,
 }
 
 /// Default largest photo upload: 10 MiB (a phone camera's JPEG is 2-6 MB).
@@ -70,6 +72,7 @@ impl AppState {
             hygiene: Arc::default(),
             rate_limiter: Arc::new(RateLimiter::new(0, 0, 0)),
             auth_failures: Arc::new(AuthFailures::new(0, 0, metrics.clone())),
+            tokens: Arc::default(),
             metrics,
         };
         state.with_hygiene(Hygiene::default())

@@ -84,5 +84,7 @@ pub async fn revoke_user(State(state): State<AppState>, caller: Caller, Path(nam
         .revoke_user(&name)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no account named {name:?}")))?;
+    // Revoked here: stop trusting any cached token at once, not after TOKEN_TTL.
+    state.tokens.clear();
     Ok(Json(shown(&user)).into_response())
 }
