@@ -64,7 +64,7 @@ fn tree_response(status: StatusCode, tree: &Tree) -> Response {
 }
 
 /// Reads a JSON object body, naming what is wrong with it.
-fn object(body: &[u8]) -> Result<Map<String, Value>> {
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(AppError::bad("body", "must be a JSON object")),

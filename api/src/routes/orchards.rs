@@ -11,6 +11,7 @@ use crate::AppState;
 use crate::auth::{Caller, actor, require_surveyor};
 use crate::error::{AppError, Result};
 use crate::geojson::orchard_feature;
+use crate::routes::edit::object;
 
 /// `GET /api/orchards/{id}`: the orchard with its boundary and tree count
 /// (the owner only for signed-in callers).
@@ -134,14 +135,6 @@ fn apply(orchard: &mut Orchard, body: &Map<String, Value>) -> Result<()> {
         orchard.boundary = boundary(b)?;
     }
     orchard.validate(&geo_core::VIETNAM).map_err(AppError::invalid)
-}
-
-fn object(body: &[u8]) -> Result<Map<String, Value>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(AppError::bad("body", "must be a JSON object")),
-        Err(e) => Err(AppError::bad("body", format!("is not valid JSON: {e}"))),
-    }
 }
 
 /// `POST /api/orchards` (volunteer, admin): a new orchard: `id`, `name`,
