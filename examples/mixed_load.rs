@@ -79,6 +79,11 @@ fn parse_args() -> Result<Args, String> {
 #[derive(Default)]
 struct TaskResult {
     latencies_us: Vec<u32>,
+    /// Latencies by kind, for the per-kind percentiles.
+    kind_latencies_us: [Vec<u32>; 6],
+    /// Requests slower than 20 ms, by second of the run they started in.
+    slow_by_second: HashMap<u64, u64>,
+    run_started: Option<Instant>,
     statuses: HashMap<u16, u64>,
     by_kind: [u64; 6],
     errors: Vec<String>,
@@ -91,8 +96,17 @@ struct TaskResult {
 const KINDS: [&str; 6] = ["get", "bbox", "nearest", "filtered", "get-for-etag", "patch"];
 
 impl TaskResult {
+    fn latency(&mut self, kind: usize, started: Instant) {
+        let us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        self.latencies_us.push(us);
+        self.kind_latencies_us[kind].push(us);
+        if us > 20_000 {
+            let second = self.run_started.map_or(0, |r| started.saturating_duration_since(r).as_secs());
+            *self.slow_by_second.entry(second).or_default() += 1;
+        }
+    }
     fn record(&mut self, kind: usize, started: Instant, status: u16, what: &str) {
-        self.latencies_us.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+        self.latency(kind, started);
         *self.statuses.entry(status).or_default() += 1;
         self.by_kind[kind] += 1;
         if !(200..300).contains(&status) {
@@ -103,7 +117,7 @@ impl TaskResult {
         }
     }
     fn transport_error(&mut self, kind: usize, started: Instant, what: &str, e: &reqwest::Error) {
-        self.latencies_us.push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+        self.latency(kind, started);
         *self.statuses.entry(0).or_default() += 1;
         self.by_kind[kind] += 1;
         self.error_count += 1;
@@ -129,12 +143,16 @@ fn next_health(current: &str) -> &'static str {
     HEALTH_CYCLE[i % HEALTH_CYCLE.len()]
 }
 
-async fn run_task(task: u64, args: std::sync::Arc<Args>, deadline: Instant) -> TaskResult {
+async fn run_task(task: u64, args: std::sync::Arc<Args>, run_started: Instant, deadline: Instant) -> TaskResult {
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(1).timeout(Duration::from_secs(30)).build().expect("client");
     let auth = format!("Bearer {}", args.token);
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed.wrapping_mul(1_000_003).wrapping_add(task));
-    let mut out = TaskResult { latencies_us: Vec::with_capacity(1 << 16), ..TaskResult::default() };
+    let mut out = TaskResult {
+        latencies_us: Vec::with_capacity(1 << 16),
+        run_started: Some(run_started),
+        ..TaskResult::default()
+    };
     // The trees this task edits: ids in 1..=max_id with id % connections == task.
     let owned_count = (args.max_id.saturating_sub(task)) / args.connections + u64::from(task >= 1);
     let write_set: Vec<i64> = if owned_count == 0 {
@@ -283,7 +301,8 @@ async fn main() -> ExitCode {
     );
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
-    let handles: Vec<_> = (0..args.connections).map(|t| tokio::spawn(run_task(t, args.clone(), deadline))).collect();
+    let handles: Vec<_> =
+        (0..args.connections).map(|t| tokio::spawn(run_task(t, args.clone(), started, deadline))).collect();
     let mut total = TaskResult::default();
     let mut acked: HashMap<i64, (i64, String)> = HashMap::new();
     for h in handles {
@@ -294,6 +313,10 @@ async fn main() -> ExitCode {
         }
         for k in 0..KINDS.len() {
             total.by_kind[k] += r.by_kind[k];
+            total.kind_latencies_us[k].extend(&r.kind_latencies_us[k]);
+        }
+        for (second, n) in r.slow_by_second {
+            *total.slow_by_second.entry(second).or_default() += n;
         }
         total.error_count += r.error_count;
         total.writes_acked += r.writes_acked;
@@ -322,6 +345,23 @@ async fn main() -> ExitCode {
         percentile(&lat, 90.0),
         percentile(&lat, 99.0),
         percentile(&lat, 100.0)
+    );
+    for (k, name) in KINDS.iter().enumerate() {
+        let l = &mut total.kind_latencies_us[k];
+        l.sort_unstable();
+        println!(
+            "  {name:<12} p50 {:.2}  p99 {:.2}  max {:.2}",
+            percentile(l, 50.0),
+            percentile(l, 99.0),
+            percentile(l, 100.0)
+        );
+    }
+    let mut slow: Vec<_> = total.slow_by_second.into_iter().collect();
+    slow.sort_unstable();
+    println!(
+        "over 20 ms    {} requests; by second of the run: {}",
+        slow.iter().map(|(_, n)| n).sum::<u64>(),
+        slow.iter().map(|(s, n)| format!("{s}s:{n}")).collect::<Vec<_>>().join(" ")
     );
     let mut statuses: Vec<_> = total.statuses.into_iter().collect();
     statuses.sort_unstable();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use geo_core::{Orchard, OrchardId, Tree, TreeCode, TreeId, TreeIndex};
+use geo_core::{CultivarTable, IndexedTree, Orchard, OrchardId, Tree, TreeCode, TreeId, TreeIndex};
 use store::Storage;
 
 /// Trees held in memory with their spatial index.
@@ -17,15 +17,19 @@ pub struct TreeSet {
     trees: HashMap<TreeId, Arc<Tree>>,
     by_code: HashMap<TreeCode, TreeId>,
     per_orchard: HashMap<OrchardId, u32>,
+    /// Symbols of the cultivars in the index entries' briefs.
+    pub cultivars: CultivarTable,
 }
 
 impl TreeSet {
     /// Builds the set from every stored tree.
     pub fn from_trees(all: Vec<Tree>) -> Self {
         // The R-tree and the maps are independent: build them on two threads.
-        let positions: Vec<(TreeId, geo_core::LonLat)> = all.iter().map(|t| (t.id, t.location)).collect();
+        let mut cultivars = CultivarTable::new();
+        let entries: Vec<IndexedTree> =
+            all.iter().map(|t| IndexedTree::briefed(t.id, t.location, cultivars.brief(t))).collect();
         std::thread::scope(|scope| {
-            let index = scope.spawn(move || TreeIndex::bulk_load(positions));
+            let index = scope.spawn(move || TreeIndex::bulk_load_entries(entries));
             let mut trees = HashMap::with_capacity(all.len());
             let mut by_code = HashMap::with_capacity(all.len());
             let mut per_orchard: HashMap<OrchardId, u32> = HashMap::new();
@@ -41,7 +45,7 @@ impl TreeSet {
             }
             // A panic in the index thread is a bug, not an input problem; surface it.
             let index = index.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            TreeSet { index, trees, by_code, per_orchard }
+            TreeSet { index, trees, by_code, per_orchard, cultivars }
         })
     }
 
@@ -78,7 +82,8 @@ impl TreeSet {
             }
             self.forget(&old);
         }
-        self.index.insert(tree.id, tree.location);
+        let brief = self.cultivars.brief(&tree);
+        self.index.insert_entry(IndexedTree::briefed(tree.id, tree.location, brief));
         self.by_code.insert(tree.code, tree.id);
         *self.per_orchard.entry(tree.orchard_id.clone()).or_default() += 1;
         self.trees.insert(tree.id, Arc::new(tree));
@@ -93,7 +98,7 @@ impl TreeSet {
     }
 
     fn forget(&mut self, old: &Tree) {
-        self.index.remove(old.id, old.location);
+        self.index.remove_entry(&IndexedTree::briefed(old.id, old.location, self.cultivars.brief_of(old)));
         if self.by_code.get(&old.code) == Some(&old.id) {
             self.by_code.remove(&old.code);
         }

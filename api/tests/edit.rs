@@ -17,6 +17,8 @@ async fn patch_needs_the_current_version_and_history_says_who_changed_what() {
     let uri = format!("/api/trees/{id}");
     let v1 = etag(s, id).await;
     assert_eq!(v1, "\"1\"");
+    let poor_before =
+        get(s, "/api/trees?cultivar=Ri6&health=poor&limit=1000", None).await.body["numberMatched"].clone();
 
     let r = send(s, "PATCH", &uri, Some(&w.volunteer), &[], json(json!({"health": "poor"}))).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED, "{}", r.body);
@@ -40,6 +42,11 @@ async fn patch_needs_the_current_version_and_history_says_who_changed_what() {
     assert_eq!(near.body["features"][0]["id"], id);
     assert!(near.body["features"][0]["properties"]["distance_m"].as_f64().unwrap() < 0.01);
 
+    // Filtered searches see the new health at once.
+    let poor = get(s, "/api/trees?cultivar=Ri6&health=poor&limit=1000", None).await;
+    assert_eq!(poor.body["numberMatched"].as_u64(), poor_before.as_u64().map(|n| n + 1));
+    assert!(ids(&poor.body).contains(&id));
+
     // Bad values are named; unknown fields refused.
     let r = send(s, "PATCH", &uri, Some(&w.admin), &[("if-match", "\"2\"")], json(json!({"lat": 95.0}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
@@ -52,10 +59,29 @@ async fn patch_needs_the_current_version_and_history_says_who_changed_what() {
     let r = send(s, "PATCH", &uri, Some(&w.farmer), &[("if-match", "\"2\"")], json(json!({"health": "fair"}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
+    // A cultivar no tree had before is searchable straight away, in a box and near a point.
+    let r =
+        send(s, "PATCH", &uri, Some(&w.volunteer), &[("if-match", "\"3\"")], json(json!({"cultivar": "Kanyao"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let bbox = format!("{},{},{},{}", moved.lon - 0.01, moved.lat - 0.01, moved.lon + 0.01, moved.lat + 0.01);
+    for q in [
+        "cultivar=Kanyao&health=fair".to_string(),
+        format!("cultivar=Kanyao&bbox={bbox}"),
+        format!("cultivar=Kanyao&lon={}&lat={}&radius_m=50", moved.lon, moved.lat),
+    ] {
+        let r = get(s, &format!("/api/trees?{q}"), None).await;
+        assert_eq!(ids(&r.body), [id], "{q}: {}", r.body);
+    }
+    assert_eq!(get(s, "/api/trees?cultivar=Kanyao&health=good", None).await.body["numberMatched"], 0);
+    let r =
+        send(s, "PATCH", &uri, Some(&w.volunteer), &[("if-match", "\"4\"")], json(json!({"cultivar": "Ri6"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(get(s, "/api/trees?cultivar=Kanyao", None).await.body["numberMatched"], 0);
+
     let h = get(s, &format!("{uri}/history"), None).await;
     assert_eq!(h.status, StatusCode::OK, "{}", h.body);
     let changes = h.body["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 3, "{}", h.body);
+    assert_eq!(changes.len(), 5, "{}", h.body);
     assert_eq!(changes[0]["action"], "create");
     assert_eq!(changes[1]["action"], "update");
     assert_eq!(changes[1]["by"], "Lan");

@@ -4,11 +4,12 @@ use geo::{Contains, Coord, LineString, Point, Polygon};
 use rstar::{AABB, ParentNode, PointDistance, RStarInsertionStrategy, RTree, RTreeNode, RTreeObject, RTreeParams};
 
 use crate::bbox::BBox;
+use crate::brief::TreeBrief;
 use crate::geodesy::{LonLat, distance_m, mercator, mercator_scale};
 use crate::model::TreeId;
 
-/// One entry of the index: a tree id, its position, and that position in
-/// Mercator metres (the space the R-tree is built in).
+/// One entry of the index: a tree id, its position, that position in
+/// Mercator metres (the space the R-tree is built in) and the tree's brief.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexedTree {
     /// The tree.
@@ -16,12 +17,19 @@ pub struct IndexedTree {
     /// Where it stands.
     pub location: LonLat,
     merc: [f64; 2],
+    /// Health, cultivar and planting year, for filtering without the record.
+    pub brief: TreeBrief,
 }
 
 impl IndexedTree {
-    /// An entry for tree `id` at `location`.
+    /// An entry for tree `id` at `location`, without a brief.
     pub fn new(id: TreeId, location: LonLat) -> Self {
-        Self { id, location, merc: mercator(location) }
+        Self::briefed(id, location, TreeBrief::UNKNOWN)
+    }
+
+    /// An entry for tree `id` at `location` with its brief.
+    pub fn briefed(id: TreeId, location: LonLat, brief: TreeBrief) -> Self {
+        Self { id, location, merc: mercator(location), brief }
     }
 }
 
@@ -61,6 +69,8 @@ pub struct Neighbor {
     pub location: LonLat,
     /// Ground distance from the query point in metres (see [`crate::distance_m`]).
     pub distance_m: f64,
+    /// The tree's brief as indexed.
+    pub brief: TreeBrief,
 }
 
 /// An R-tree over tree positions answering nearest, radius, bbox and polygon queries.
@@ -91,7 +101,11 @@ impl TreeIndex {
 
     /// Builds an index from all trees at once (much faster than inserting one by one).
     pub fn bulk_load(trees: impl IntoIterator<Item = (TreeId, LonLat)>) -> Self {
-        let entries: Vec<IndexedTree> = trees.into_iter().map(|(id, at)| IndexedTree::new(id, at)).collect();
+        Self::bulk_load_entries(trees.into_iter().map(|(id, at)| IndexedTree::new(id, at)).collect())
+    }
+
+    /// Builds an index from entries made with [`IndexedTree::briefed`].
+    pub fn bulk_load_entries(entries: Vec<IndexedTree>) -> Self {
         Self { tree: RTree::bulk_load_with_params(entries) }
     }
 
@@ -107,12 +121,22 @@ impl TreeIndex {
 
     /// Adds a tree.
     pub fn insert(&mut self, id: TreeId, at: LonLat) {
-        self.tree.insert(IndexedTree::new(id, at));
+        self.insert_entry(IndexedTree::new(id, at));
+    }
+
+    /// Adds an entry (made with [`IndexedTree::briefed`]).
+    pub fn insert_entry(&mut self, entry: IndexedTree) {
+        self.tree.insert(entry);
     }
 
     /// Removes tree `id` that stood at `at`; false when it was not there.
     pub fn remove(&mut self, id: TreeId, at: LonLat) -> bool {
-        self.tree.remove(&IndexedTree::new(id, at)).is_some()
+        self.remove_entry(&IndexedTree::new(id, at))
+    }
+
+    /// Removes an entry equal to `entry` (same id, position and brief); false when there is none.
+    pub fn remove_entry(&mut self, entry: &IndexedTree) -> bool {
+        self.tree.remove(entry).is_some()
     }
 
     /// Moves tree `id` from `from` to `to` (inserts it if it was not at `from`).
@@ -127,14 +151,19 @@ impl TreeIndex {
             id: e.id,
             location: e.location,
             distance_m: distance_m(at, e.location),
+            brief: e.brief,
         })
     }
 
     /// The `k` trees nearest to `at`, nearest first.
     pub fn nearest(&self, at: LonLat, k: usize) -> Vec<Neighbor> {
         let q = mercator(at);
-        let neighbor =
-            |e: &IndexedTree| Neighbor { id: e.id, location: e.location, distance_m: distance_m(at, e.location) };
+        let neighbor = |e: &IndexedTree| Neighbor {
+            id: e.id,
+            location: e.location,
+            distance_m: distance_m(at, e.location),
+            brief: e.brief,
+        };
         if k == 1 {
             return self.nearest_one(at).into_iter().collect();
         }
@@ -151,6 +180,7 @@ impl TreeIndex {
             id: e.id,
             location: e.location,
             distance_m: distance_m(at, e.location),
+            brief: e.brief,
         })
     }
 
@@ -171,7 +201,7 @@ impl TreeIndex {
             .locate_within_distance(q, r * r)
             .filter_map(|e| {
                 let d = distance_m(at, e.location);
-                (d <= radius_m).then_some(Neighbor { id: e.id, location: e.location, distance_m: d })
+                (d <= radius_m).then_some(Neighbor { id: e.id, location: e.location, distance_m: d, brief: e.brief })
             })
             .collect();
         found.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m).then(a.id.cmp(&b.id)));

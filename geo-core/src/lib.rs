@@ -23,6 +23,7 @@
 
 mod account;
 mod bbox;
+mod brief;
 mod code;
 pub mod crs;
 mod error;
@@ -37,6 +38,7 @@ mod validate;
 
 pub use account::{Actor, Role, User, UserId};
 pub use bbox::BBox;
+pub use brief::{BriefFilter, CultivarTable, TreeBrief, Verdict};
 pub use code::TreeCode;
 pub use crs::{Crs, CrsError};
 pub use error::{Error, Problem, Result};

@@ -48,6 +48,7 @@ pub mod photos;
 mod postgres;
 mod postgres_import;
 mod sqlite;
+mod sqlite_edit;
 mod sqlite_import;
 
 use std::sync::Arc;

@@ -29,6 +29,7 @@ use crate::common::{
     record_from_row, sorted_orchards, stored_tree, survey_columns, survey_creator, survey_from_row, tree_columns,
     tree_from_row, user_columns,
 };
+use crate::sqlite_edit::EditWriter;
 use crate::{
     Backend, Change, Error, ImportBatch, ImportMeta, ImportWriter, Imported, PriorImport, Result, Storage, TreePoint,
     TreeVersion,
@@ -65,6 +66,8 @@ const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
+    /// The thread that applies single-tree edits (see [`crate::sqlite_edit`]).
+    edits: EditWriter,
     /// Set for `:memory:`: the private directory holding the database, removed with the last clone.
     _scratch: Option<Arc<ScratchDir>>,
 }
@@ -147,7 +150,8 @@ impl SqliteStore {
             .map_err(|e| fail(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| fail(format!("migrating the schema: {e}")))?;
         tracing::debug!(path = %location, "SQLite database open");
-        Ok(Self { pool, path, _scratch: scratch })
+        let edits = EditWriter::start(&path)?;
+        Ok(Self { pool, path, edits, _scratch: scratch })
     }
 
     /// The database file.
@@ -172,82 +176,7 @@ impl SqliteStore {
     /// as the author of the new version (in the history row of the one it replaces).
     async fn write_tree(&self, tree: &Tree, actor: Option<&Actor>) -> Result<Tree> {
         check_values(tree.location, tree.accuracy_m, tree.height_m, tree.girth_cm)?;
-        let mut tx = self.begin_write().await?;
-        let stored: Option<(i64, DateTime<Utc>, i64)> =
-            sqlx::query_as("SELECT version, created_at, code_serial FROM trees WHERE id = ?1")
-                .bind(tree.id.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| decode_error("trees", e))?;
-        let Some((current, created_at, stored_serial)) = stored else { return Err(Error::NotFound(tree.id)) };
-        if current != tree.version {
-            return Err(Error::Conflict { id: tree.id, current, given: tree.version });
-        }
-        let other: Option<i64> = sqlx::query_scalar("SELECT id FROM trees WHERE code_serial = ?1 AND id <> ?2")
-            .bind(code_serial(&tree.code))
-            .bind(tree.id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if other.is_some() {
-            return Err(Error::DuplicateCode(tree.code.to_string()));
-        }
-        if code_serial(&tree.code) != stored_serial && removed_code(&mut tx, &tree.code).await? {
-            return Err(Error::DuplicateCode(tree.code.to_string()));
-        }
-        let orchard: Option<String> = sqlx::query_scalar("SELECT id FROM orchards WHERE id = ?1")
-            .bind(tree.orchard_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if orchard.is_none() {
-            return Err(Error::UnknownOrchard(tree.orchard_id.clone()));
-        }
-        if let Some(SurveyId(s)) = tree.survey_id {
-            let survey: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM surveys WHERE id = ?1").bind(s).fetch_optional(&mut *tx).await?;
-            if survey.is_none() {
-                return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
-            }
-        }
-        // Never before created_at, even if this machine's clock is behind the one that created it.
-        let at = now().max(created_at);
-        sqlx::query(HISTORY_CHANGE_SQL)
-            .bind(tree.id.0)
-            .bind(at)
-            .bind(actor.map(|a| a.name.as_str()))
-            .bind(actor.and_then(|a| a.user_id).map(|u| u.0))
-            .bind(None::<&str>)
-            .bind(None::<i64>)
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(concat!(
-            "UPDATE trees SET code = ?1, lon = ?2, lat = ?3, accuracy_m = ?4, cultivar = ?5, planted_year = ?6, ",
-            "health = ?7, height_m = ?8, girth_cm = ?9, orchard_id = ?10, survey_id = ?11, updated_at = ?12, ",
-            "version = version + 1, code_serial = ?15, row_key = NULL WHERE id = ?13 AND version = ?14 RETURNING ",
-            tree_columns!()
-        ))
-        .bind(tree.code.as_str())
-        .bind(tree.location.lon)
-        .bind(tree.location.lat)
-        .bind(tree.accuracy_m)
-        .bind(tree.cultivar.as_str())
-        .bind(tree.planted_year)
-        .bind(tree.health.as_str())
-        .bind(tree.height_m)
-        .bind(tree.girth_cm)
-        .bind(tree.orchard_id.as_str())
-        .bind(tree.survey_id.map(|s| s.0))
-        .bind(at)
-        .bind(tree.id.0)
-        .bind(tree.version)
-        .bind(code_serial(&tree.code))
-        .fetch_optional(&mut *tx)
-        .await?;
-        // The write lock is held since the version check, so the row cannot have changed.
-        let Some(row) = row else { return Err(Error::Conflict { id: tree.id, current, given: tree.version }) };
-        let updated = tree_from_row(&row)?;
-        log_change(&mut tx, tree.id, at).await?;
-        tx.commit().await?;
-        Ok(updated)
+        self.edits.write(tree.clone(), actor.cloned()).await
     }
 }
 
@@ -314,34 +243,36 @@ fn read_all_trees(path: &Path) -> Result<Vec<Tree>> {
     // A hint only (rows may be added between the two statements).
     let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     while let Some(row) = rows.next().map_err(driver_error)? {
-        let c = Columns(row);
-        let planted_year = c.opt_int(6, "planted_year")?;
-        let planted_year = planted_year
-            .map(|y| {
-                i32::try_from(y).map_err(|_| corrupt("trees", format!("column planted_year: {y} is out of range")))
-            })
-            .transpose()?;
-        let tree = RawTree {
-            id: c.int(0, "id")?,
-            code: c.text(1, "code")?,
-            lon: c.real(2, "lon")?,
-            lat: c.real(3, "lat")?,
-            accuracy_m: c.opt_real(4, "accuracy_m")?,
-            cultivar: c.text(5, "cultivar")?,
-            planted_year,
-            health: c.text(7, "health")?,
-            height_m: c.opt_real(8, "height_m")?,
-            girth_cm: c.opt_real(9, "girth_cm")?,
-            orchard_id: c.text(10, "orchard_id")?,
-            survey_id: c.opt_int(11, "survey_id")?,
-            created_at: c.time(12, "created_at")?,
-            updated_at: c.time(13, "updated_at")?,
-            version: c.int(14, "version")?,
-        }
-        .into_tree()?;
-        out.push(tree);
+        out.push(tree_from_rusqlite(row)?);
     }
     Ok(out)
+}
+
+/// A tree from a rusqlite row of [`tree_columns!`].
+pub(crate) fn tree_from_rusqlite(row: &rusqlite::Row<'_>) -> Result<Tree> {
+    let c = Columns(row);
+    let planted_year = c.opt_int(6, "planted_year")?;
+    let planted_year = planted_year
+        .map(|y| i32::try_from(y).map_err(|_| corrupt("trees", format!("column planted_year: {y} is out of range"))))
+        .transpose()?;
+    RawTree {
+        id: c.int(0, "id")?,
+        code: c.text(1, "code")?,
+        lon: c.real(2, "lon")?,
+        lat: c.real(3, "lat")?,
+        accuracy_m: c.opt_real(4, "accuracy_m")?,
+        cultivar: c.text(5, "cultivar")?,
+        planted_year,
+        health: c.text(7, "health")?,
+        height_m: c.opt_real(8, "height_m")?,
+        girth_cm: c.opt_real(9, "girth_cm")?,
+        orchard_id: c.text(10, "orchard_id")?,
+        survey_id: c.opt_int(11, "survey_id")?,
+        created_at: c.time(12, "created_at")?,
+        updated_at: c.time(13, "updated_at")?,
+        version: c.int(14, "version")?,
+    }
+    .into_tree()
 }
 
 /// Typed access to a rusqlite row of `trees`; a value of the wrong type is [`Error::Corrupt`].
@@ -1096,7 +1027,7 @@ pub(crate) const REMOVED_SERIALS_SQL: &str =
 /// Copies tree `?1` into `tree_history` as it is now, replaced at `?2` by
 /// `?3` (actor name) / `?4` (account); for a removal `?5` is the reason and
 /// `?6` the code's serial (both NULL for an edit).
-const HISTORY_CHANGE_SQL: &str = concat!(
+pub(crate) const HISTORY_CHANGE_SQL: &str = concat!(
     "INSERT INTO tree_history (",
     history_columns!(),
     ", row_key, changed_by, changed_by_user, removal_reason, code_serial) SELECT ",
@@ -1117,17 +1048,6 @@ pub(crate) const HISTORY_INSERT_SQL: &str = concat!(
 /// the highest ever used in `sqlite_sequence`, even if rows were deleted).
 pub(crate) const NEXT_SEQ_SQL: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0), \
      COALESCE((SELECT MAX(seq) FROM changes), 0)) + 1";
-
-/// Whether `code` is the code of a removed tree (never given to another tree).
-async fn removed_code(conn: &mut SqliteConnection, code: &TreeCode) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT tree_id FROM tree_history WHERE removal_reason IS NOT NULL AND code_serial = ?1 LIMIT 1",
-    )
-    .bind(code_serial(code))
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(found.is_some())
-}
 
 /// The orchards assigned to account `user`.
 async fn orchards_of<'e>(conn: impl sqlx::Executor<'e, Database = Sqlite>, user: i64) -> Result<Vec<OrchardId>> {

@@ -58,6 +58,7 @@ suite! {
         update_bumps_version_and_logs_change,
         update_conflict_not_found_and_refusals,
         concurrent_updates_of_one_version_admit_one,
+        concurrent_edits_land_and_failures_stay_alone,
         concurrent_imports_serialise,
         change_log_order_and_limits,
         ten_thousand_trees,
@@ -502,6 +503,50 @@ async fn concurrent_updates_of_one_version_admit_one(store: Arc<dyn Storage>) {
     assert_eq!(conflicts, 7);
     assert_eq!(store.tree(t.id).await.unwrap().unwrap(), won[0]);
     assert_eq!(store.changes_since(seq, 100).await.unwrap().len(), 1);
+}
+
+/// Many edits at once (on SQLite they share commits): each valid edit lands
+/// with its history and change-log entry; an edit that fails writes nothing
+/// and does not take the others down with it.
+async fn concurrent_edits_land_and_failures_stay_alone(store: Arc<dyn Storage>) {
+    let drafts: Vec<NewTree> = (0..60).map(|i| draft("DL-001", i)).collect();
+    let imported = store.import(batch(&["DL-001"], drafts)).await.unwrap();
+    let seq = store.last_change().await.unwrap();
+    let tasks: Vec<_> = imported
+        .trees
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let store = store.clone();
+            // Every third edit names an orchard that does not exist.
+            let orchard = if i % 3 == 0 { OrchardId::new("NOWHERE").unwrap() } else { t.orchard_id.clone() };
+            let edit = Tree { girth_cm: Some(50.0 + i as f64), orchard_id: orchard, ..t.clone() };
+            let actor = Actor::system(format!("editor {i}"));
+            tokio::spawn(async move { (i, store.edit_tree(&edit, &actor).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (i, outcome) = task.await.unwrap();
+        let before = &imported.trees[i];
+        let stored = store.tree(before.id).await.unwrap().unwrap();
+        match outcome {
+            Ok(tree) => {
+                assert_ne!(i % 3, 0, "edit {i} should have failed");
+                assert_eq!((tree.version, tree.girth_cm), (2, Some(50.0 + i as f64)));
+                assert_eq!(stored, tree);
+                let changes = store.tree_changes(before.id).await.unwrap();
+                assert_eq!(changes.len(), 2, "{changes:?}");
+                assert_eq!(changes[1].by, format!("editor {i}"));
+            }
+            Err(Error::UnknownOrchard(o)) => {
+                assert_eq!((i % 3, o.as_str()), (0, "NOWHERE"));
+                assert_eq!(&stored, before, "a failed edit writes nothing");
+                assert_eq!(store.tree_changes(before.id).await.unwrap().len(), 1);
+            }
+            Err(e) => panic!("edit {i}: unexpected {e:?}"),
+        }
+    }
+    assert_eq!(store.changes_since(seq, 1000).await.unwrap().len(), 40);
 }
 
 async fn concurrent_imports_serialise(store: Arc<dyn Storage>) {

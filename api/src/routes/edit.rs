@@ -211,7 +211,15 @@ pub async fn patch_tree(
     let id = tree_id(&id)?;
     let version = if_match(&headers)?;
     let body = object(&body)?;
-    let current = load(&state, id).await?;
+    // The tree as this server holds it when that is the version the client
+    // names (a version number names one content; the store checks it again
+    // under its write lock); otherwise, as the database has it (this server
+    // may not have caught up with another's write yet).
+    let held = state.cache.read().get(id).filter(|t| t.version == version).cloned();
+    let current = match held {
+        Some(tree) => Tree::clone(&tree),
+        None => load(&state, id).await?,
+    };
     if !user.may_survey() {
         if !user.may_tend(&current.orchard_id) {
             return Err(AppError::Forbidden(format!(
