@@ -54,6 +54,14 @@ enum Command {
         /// Largest photo upload in bytes.
         #[arg(long, default_value_t = api::DEFAULT_MAX_PHOTO_BYTES, value_name = "BYTES")]
         max_photo_bytes: usize,
+        /// Basemap of the map page: a raster tile URL template with {z}, {x}, {y}, or `none` (offline)
+        /// [default: OpenStreetMap's standard tiles].
+        #[arg(long, env = "ORCHARDMAP_BASEMAP", value_name = "URL|none")]
+        basemap: Option<String>,
+        /// The `dist` folder of the maplibre-gl npm package, served to the map page [default:
+        /// node_modules/maplibre-gl/dist when installed; otherwise the page loads MapLibre from a CDN].
+        #[arg(long, env = "ORCHARDMAP_ASSETS", value_name = "DIR")]
+        assets: Option<PathBuf>,
     },
     /// Export trees to GeoJSON, CSV, KML or GeoPackage (streamed; filters as in the API).
     Export(export::ExportArgs),
@@ -169,10 +177,11 @@ struct ServeArgs {
     demo: bool,
     photos: Option<PathBuf>,
     max_photo_bytes: usize,
+    map: api::MapSettings,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let ServeArgs { db, bind, demo, photos, max_photo_bytes } = args;
+    let ServeArgs { db, bind, demo, photos, max_photo_bytes, map } = args;
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
         let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
@@ -180,7 +189,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
-    let config = api::Config { bind, photo_dir, max_photo_bytes, ..api::Config::default() };
+    let config = api::Config { bind, photo_dir, max_photo_bytes, map, ..api::Config::default() };
     let app = api::Application::build(store, config).await?;
     let addr = app.local_addr()?;
     tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
@@ -192,8 +201,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { db, bind, demo, photos, max_photo_bytes } => {
-            serve(ServeArgs { db, bind, demo, photos, max_photo_bytes }).await.map(|()| ExitCode::SUCCESS)
+        Command::Serve { db, bind, demo, photos, max_photo_bytes, basemap, assets } => {
+            let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
+            if let Some(url) = basemap {
+                map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
+            }
+            serve(ServeArgs { db, bind, demo, photos, max_photo_bytes, map }).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),

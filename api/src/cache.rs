@@ -6,7 +6,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use geo_core::{CultivarTable, IndexedTree, Orchard, OrchardId, Tree, TreeCode, TreeId, TreeIndex};
+use geo_core::{
+    BBox, BriefFilter, CultivarTable, IndexedTree, LonLat, Orchard, OrchardId, Tree, TreeCode, TreeFilter, TreeId,
+    TreeIndex, Verdict,
+};
+use tiles::{ClusterPyramid, TileId};
+
+use crate::routes::tiles::{MAX_TILE_ZOOM, TileContent, buffered_bounds};
+use crate::tilecache::TileCache;
 use store::Storage;
 
 /// Trees held in memory with their spatial index.
@@ -19,6 +26,10 @@ pub struct TreeSet {
     per_orchard: HashMap<OrchardId, u32>,
     /// Symbols of the cultivars in the index entries' briefs.
     pub cultivars: CultivarTable,
+    /// Tree counts by map cell for the clustered zooms of the tree tiles.
+    pub pyramid: ClusterPyramid,
+    /// Positions (old and new) of trees changed since the owner last took them (see [`TreeSet::take_touched`]).
+    touched: Vec<LonLat>,
 }
 
 impl TreeSet {
@@ -28,8 +39,11 @@ impl TreeSet {
         let mut cultivars = CultivarTable::new();
         let entries: Vec<IndexedTree> =
             all.iter().map(|t| IndexedTree::briefed(t.id, t.location, cultivars.brief(t))).collect();
+        let cells: Vec<(u64, LonLat, geo_core::Health)> =
+            all.iter().filter_map(|t| Some((u64::try_from(t.id.0).ok()?, t.location, t.health))).collect();
         std::thread::scope(|scope| {
             let index = scope.spawn(move || TreeIndex::bulk_load_entries(entries));
+            let pyramid = scope.spawn(move || ClusterPyramid::build(&cells));
             let mut trees = HashMap::with_capacity(all.len());
             let mut by_code = HashMap::with_capacity(all.len());
             let mut per_orchard: HashMap<OrchardId, u32> = HashMap::new();
@@ -45,7 +59,8 @@ impl TreeSet {
             }
             // A panic in the index thread is a bug, not an input problem; surface it.
             let index = index.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            TreeSet { index, trees, by_code, per_orchard, cultivars }
+            let pyramid = pyramid.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            TreeSet { index, trees, by_code, per_orchard, cultivars, pyramid, touched: Vec::new() }
         })
     }
 
@@ -77,10 +92,14 @@ impl TreeSet {
     /// Adds or replaces a tree (moving it in the index when its position changed).
     pub fn upsert(&mut self, tree: Tree) {
         if let Some(old) = self.trees.get(&tree.id).cloned() {
-            if old.version > tree.version {
-                return; // Never go back in time when two sources race.
+            if old.version > tree.version || *old == tree {
+                return; // Never go back in time when two sources race; nothing to do when unchanged.
             }
             self.forget(&old);
+        }
+        self.touched.push(tree.location);
+        if let Ok(id) = u64::try_from(tree.id.0) {
+            self.pyramid.insert(id, tree.location, tree.health);
         }
         let brief = self.cultivars.brief(&tree);
         self.index.insert_entry(IndexedTree::briefed(tree.id, tree.location, brief));
@@ -97,7 +116,16 @@ impl TreeSet {
         }
     }
 
+    /// Takes the positions of trees changed since the last call (their old and new places).
+    pub fn take_touched(&mut self) -> Vec<LonLat> {
+        std::mem::take(&mut self.touched)
+    }
+
     fn forget(&mut self, old: &Tree) {
+        self.touched.push(old.location);
+        if let Ok(id) = u64::try_from(old.id.0) {
+            self.pyramid.remove(id, old.location, old.health);
+        }
         self.index.remove_entry(&IndexedTree::briefed(old.id, old.location, self.cultivars.brief_of(old)));
         if self.by_code.get(&old.code) == Some(&old.id) {
             self.by_code.remove(&old.code);
@@ -119,6 +147,8 @@ pub struct TreeCache {
     applied_seq: std::sync::atomic::AtomicI64,
     orchards: RwLock<OrchardMap>,
     orchards_at: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// Rendered map tiles, invalidated here as trees change.
+    tiles: TileCache,
 }
 
 impl TreeCache {
@@ -165,6 +195,8 @@ impl TreeCache {
         let all = store.orchards().await?;
         let map: HashMap<OrchardId, Arc<Orchard>> = all.into_iter().map(|o| (o.id.clone(), Arc::new(o))).collect();
         *self.orchards.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+        // Boundaries are in every tile that shows them: start afresh (orchards change rarely).
+        self.tiles.clear();
         *self.orchards_at.lock().unwrap_or_else(|e| e.into_inner()) = newest;
         Ok(true)
     }
@@ -172,12 +204,45 @@ impl TreeCache {
     /// Puts a tree just written by this process into the set at once (the
     /// change log brings it again later; applying it twice is harmless).
     pub fn apply(&self, tree: Tree) {
-        self.write().upsert(tree);
+        let touched = {
+            let mut set = self.write();
+            set.upsert(tree);
+            set.take_touched()
+        };
+        self.invalidate_tiles(&touched);
     }
 
     /// Drops a tree just removed by this process.
     pub fn forget(&self, id: TreeId) {
-        self.write().remove(id);
+        let touched = {
+            let mut set = self.write();
+            set.remove(id);
+            set.take_touched()
+        };
+        self.invalidate_tiles(&touched);
+    }
+
+    /// The rendered-tile cache.
+    pub fn tiles(&self) -> &TileCache {
+        &self.tiles
+    }
+
+    /// Invalidates the cached tiles showing any of `positions` (every zoom);
+    /// past a few thousand positions (an import), the whole cache.
+    fn invalidate_tiles(&self, positions: &[LonLat]) {
+        const WHOLE_CACHE_FROM: usize = 5_000;
+        if positions.is_empty() {
+            return;
+        }
+        if positions.len() >= WHOLE_CACHE_FROM {
+            self.tiles.clear();
+            return;
+        }
+        let mut tiles: Vec<TileId> =
+            positions.iter().flat_map(|p| tiles::tiles_containing(*p, MAX_TILE_ZOOM)).collect();
+        tiles.sort_unstable_by_key(|t| (t.z(), t.x(), t.y()));
+        tiles.dedup();
+        self.tiles.invalidate(tiles);
     }
 
     /// Read access. A poisoned lock (a panic while writing) is still readable:
@@ -207,7 +272,7 @@ impl TreeCache {
             ids.sort_unstable();
             ids.dedup();
             let found = store.trees_by_ids(&ids).await?;
-            {
+            let touched = {
                 let mut set = self.write();
                 let mut present = std::collections::HashSet::with_capacity(found.len());
                 for tree in found {
@@ -217,7 +282,9 @@ impl TreeCache {
                 for id in ids.iter().filter(|id| !present.contains(id)) {
                     set.remove(*id);
                 }
-            }
+                set.take_touched()
+            };
+            self.invalidate_tiles(&touched);
             refreshed += ids.len();
             self.applied_seq.store(last, std::sync::atomic::Ordering::Release);
             if changes.len() < BATCH as usize {
@@ -225,6 +292,97 @@ impl TreeCache {
             }
         }
     }
+}
+
+/// The trees of `set` in `bounds` passing `filter`, in id order.
+fn trees_in<'s>(set: &'s TreeSet, orchards: &OrchardMap, bounds: &BBox, filter: &TreeFilter) -> Vec<&'s Arc<Tree>> {
+    let briefs = BriefFilter::new(filter, &set.cultivars);
+    let orchard_of = |t: &Tree| orchards.get(&t.orchard_id).map(|o| o.as_ref());
+    let mut trees: Vec<&Arc<Tree>> = set
+        .index
+        .in_bbox(bounds)
+        .filter_map(|e| {
+            let verdict = briefs.admits(&e.brief);
+            if verdict == Verdict::No {
+                return None;
+            }
+            let tree = set.get(e.id)?;
+            (verdict == Verdict::Yes || filter.matches(tree, orchard_of(tree))).then_some(tree)
+        })
+        .collect();
+    // Index order depends on insertion history; id order makes equal data give equal bytes.
+    trees.sort_unstable_by_key(|t| t.id);
+    trees
+}
+
+/// Clusters of the trees passing `filter` around `tile`, made on the spot
+/// (same grid as the pyramid).
+fn clusters_of(set: &TreeSet, orchards: &OrchardMap, tile: TileId, filter: &TreeFilter) -> Vec<tiles::Cluster> {
+    let trees = trees_in(set, orchards, &tiles::cluster::cluster_query_bounds(tile), filter);
+    let points: Vec<(u64, LonLat, geo_core::Health)> =
+        trees.iter().filter_map(|t| Some((u64::try_from(t.id.0).ok()?, t.location, t.health))).collect();
+    tiles::cluster_on_the_fly(tile, &points)
+}
+
+/// The health states a health-only filter keeps (good, fair, poor, dead), or
+/// `None` when the filter asks more than health.
+fn health_only(filter: &TreeFilter) -> Option<[bool; 4]> {
+    let rest = TreeFilter { health: Vec::new(), ..filter.clone() };
+    if filter.health.is_empty() || !rest.is_empty() {
+        return None;
+    }
+    Some(geo_core::Health::ALL.map(|h| filter.health.contains(&h)))
+}
+
+/// What tile `tile` shows of `set` (trees passing `filter`) and of
+/// `orchards`; `pad` widens the square for trees drawn one by one.
+///
+/// At the pyramid's zooms: its clusters (health-only filters from their
+/// counts; other filters cluster the matching trees on the spot). Above:
+/// the trees, unless more than the pyramid's raw limit, then clustered on
+/// the spot, so no tile grows past the feature and size ceilings.
+pub fn tile_content(set: &TreeSet, orchards: &OrchardMap, tile: TileId, filter: &TreeFilter, pad: f64) -> TileContent {
+    let bounds = buffered_bounds(tile, pad);
+    let mut shown: Vec<&Arc<Orchard>> = orchards
+        .values()
+        .filter(|o| {
+            o.boundary.as_ref().is_some_and(|b| {
+                BBox::around(b.exterior().coords().map(|c| LonLat::new(c.x, c.y))).is_some_and(|o| {
+                    o.min_lon <= bounds.max_lon
+                        && o.max_lon >= bounds.min_lon
+                        && o.min_lat <= bounds.max_lat
+                        && o.max_lat >= bounds.min_lat
+                })
+            })
+        })
+        .collect();
+    shown.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let polygons = shown.iter().filter_map(|o| tiles::TilePolygon::from_orchard(o)).collect();
+    let clusters = match set.pyramid.clusters_in(tile) {
+        Some(all) if filter.is_empty() => Some(all),
+        Some(all) => match health_only(filter) {
+            Some(keep) => Some(all.iter().filter_map(|c| c.with_health(keep)).collect()),
+            None => Some(clusters_of(set, orchards, tile, filter)),
+        },
+        None => None,
+    };
+    if let Some(clusters) = clusters {
+        let singles = clusters.iter().filter_map(|c| c.single).filter_map(|id| {
+            let tree = set.get(TreeId(i64::try_from(id).ok()?))?;
+            Some((id, tree.clone()))
+        });
+        return TileContent::Clusters { singles: singles.collect(), clusters, orchards: polygons };
+    }
+    let trees = trees_in(set, orchards, &bounds, filter);
+    if trees.len() > set.pyramid.raw_limit() {
+        let clusters = clusters_of(set, orchards, tile, filter);
+        let singles = clusters.iter().filter_map(|c| c.single).filter_map(|id| {
+            let tree = set.get(TreeId(i64::try_from(id).ok()?))?;
+            Some((id, tree.clone()))
+        });
+        return TileContent::Clusters { singles: singles.collect(), clusters, orchards: polygons };
+    }
+    TileContent::Trees { trees: trees.into_iter().cloned().collect(), orchards: polygons }
 }
 
 /// Follows the database change log forever, every `every`; errors are logged and retried.

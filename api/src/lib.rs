@@ -15,6 +15,7 @@ pub mod middleware;
 pub mod openapi;
 mod params;
 mod routes;
+pub mod tilecache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use cache::{TreeCache, TreeSet, follow_changes};
 pub use error::{AppError, Result};
 pub use metrics::Metrics;
 pub use middleware::{AuthFailures, ClientIp, Hygiene, RateLimiter};
+pub use routes::map::MapSettings;
 pub use routes::trees::{DEFAULT_LIMIT, MAX_K, MAX_LIMIT, MAX_RADIUS_M};
 
 /// What every handler can reach.
@@ -53,6 +55,8 @@ pub struct AppState {
     pub auth_failures: Arc<AuthFailures>,
     /// Recently checked tokens (see [`auth::TokenCache`]).
     pub tokens: Arc<auth::TokenCache>,
+    /// The map page's basemap and where MapLibre GL JS is served from.
+    pub map: Arc<MapSettings>,
 }
 
 /// Default largest photo upload: 10 MiB (a phone camera's JPEG is 2-6 MB).
@@ -73,6 +77,7 @@ impl AppState {
             rate_limiter: Arc::new(RateLimiter::new(0, 0, 0)),
             auth_failures: Arc::new(AuthFailures::new(0, 0, metrics.clone())),
             tokens: Arc::default(),
+            map: Arc::default(),
             metrics,
         };
         state.with_hygiene(Hygiene::default())
@@ -94,6 +99,12 @@ impl AppState {
 /// OpenAPI document ([`openapi`]): a route missing from either fails the build's tests.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
+    ("GET", "/about"),
+    ("GET", "/map/style.json"),
+    ("GET", "/map/app.js"),
+    ("GET", "/map/app.css"),
+    ("GET", "/map/vendor/maplibre-gl.js"),
+    ("GET", "/map/vendor/maplibre-gl.css"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
     ("GET", "/api/openapi.json"),
@@ -126,13 +137,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ogc/collections/{collectionId}"),
     ("GET", "/ogc/collections/{collectionId}/items"),
     ("GET", "/ogc/collections/{collectionId}/items/{featureId}"),
+    ("GET", "/tiles/trees.json"),
+    ("GET", "/tiles/trees/{z}/{x}/{y}"),
 ];
 
 /// The routes of the service.
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .route("/", get(routes::home::home))
+        .route("/about", get(routes::home::home))
         .route("/healthz", get(routes::healthz))
+        .route("/tiles/trees.json", get(routes::tiles::tilejson))
+        .route("/tiles/trees/{z}/{x}/{y}", get(routes::tiles::tree_tile))
         .route("/metrics", get(metrics::metrics_handler))
         .route("/api/me", get(routes::users::me))
         .route("/api/users", get(routes::users::list_users).post(routes::users::create_user))
@@ -160,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/openapi.json", get(openapi::serve))
         .merge(routes::ogc::router())
+        .merge(routes::map::router())
         .fallback(|| async { AppError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     // Hygiene layers (body limit, timeout, rate limit, CORS, metrics, JSON errors) after
@@ -180,6 +196,8 @@ pub struct Config {
     pub max_photo_bytes: usize,
     /// Body, time and rate limits.
     pub hygiene: Hygiene,
+    /// The map page's basemap and MapLibre folder.
+    pub map: MapSettings,
 }
 
 impl Default for Config {
@@ -190,6 +208,7 @@ impl Default for Config {
             photo_dir: None,
             max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
             hygiene: Hygiene::default(),
+            map: MapSettings::default(),
         }
     }
 }
@@ -228,6 +247,7 @@ impl Application {
         let mut state = AppState::new(store, cache).with_hygiene(config.hygiene.clone());
         state.photos = config.photo_dir.clone().map(|dir| Arc::new(store::photos::PhotoStore::new(dir)));
         state.max_photo_bytes = config.max_photo_bytes;
+        state.map = Arc::new(config.map.clone());
         Ok(Self { listener, state, follow_every: config.follow_every })
     }
 

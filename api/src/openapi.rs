@@ -230,10 +230,66 @@ fn operations() -> Vec<Op> {
         Op {
             method: "GET",
             path: "/",
+            id: "mapPage",
+            tag: "map",
+            summary: "The map page (MapLibre GL JS): trees by health or cultivar, clusters, search, filters, near me",
+            responses: vec![("200", reply("An HTML page.", "text/html", json!({ "type": "string" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/about",
             id: "home",
             tag: "service",
-            summary: "Home page: what this server holds, with links to live examples",
+            summary: "About page: what this server holds, with links to live examples",
             responses: vec![("200", reply("An HTML page.", "text/html", json!({ "type": "string" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/map/style.json",
+            id: "mapStyle",
+            tag: "map",
+            summary: "The MapLibre style of the map page: tree tiles, orchards, optional raster basemap",
+            responses: vec![("200", reply("A MapLibre style.", "application/json", json!({ "type": "object" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/map/app.js",
+            id: "mapScript",
+            tag: "map",
+            summary: "The map page's script",
+            responses: vec![("200", reply("JavaScript.", "text/javascript", json!({ "type": "string" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/map/app.css",
+            id: "mapStylesheet",
+            tag: "map",
+            summary: "The map page's stylesheet",
+            responses: vec![("200", reply("CSS.", "text/css", json!({ "type": "string" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/map/vendor/maplibre-gl.js",
+            id: "maplibreScript",
+            tag: "map",
+            summary: "MapLibre GL JS from the installed npm package (404 when not installed: the page uses a CDN)",
+            responses: vec![("200", reply("JavaScript.", "text/javascript", json!({ "type": "string" })))],
+            errors: &[404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/map/vendor/maplibre-gl.css",
+            id: "maplibreStylesheet",
+            tag: "map",
+            summary: "MapLibre GL JS's stylesheet from the installed npm package (404 when not installed)",
+            responses: vec![("200", reply("CSS.", "text/css", json!({ "type": "string" })))],
+            errors: &[404],
             ..Op::default()
         },
         Op {
@@ -800,6 +856,56 @@ fn operations() -> Vec<Op> {
             errors: &[400, 404],
             ..Op::default()
         },
+        Op {
+            method: "GET",
+            path: "/tiles/trees.json",
+            id: "treeTileJson",
+            tag: "tiles",
+            summary: "TileJSON 3.0.0 for the tree tiles (filters given here are carried into the tile URLs)",
+            parameters: tile_filters(),
+            responses: vec![("200", reply("TileJSON.", "application/json", json!({ "type": "object" })))],
+            errors: &[400],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/tiles/trees/{z}/{x}/{y}",
+            id: "treeTile",
+            tag: "tiles",
+            summary: "A map tile of trees and orchard boundaries: `{y}.mvt` (Mapbox Vector Tile 2.1, clustered at low \
+                      zoom), `{y}.png` or `{y}@2x.png`; ETag / If-None-Match, gzip on Accept-Encoding",
+            parameters: {
+                let mut p = vec![
+                    path_param("z", "Zoom, 0 to 20.", json!({ "type": "integer", "minimum": 0, "maximum": 20 })),
+                    path_param("x", "Column, 0 to 2^z - 1.", json!({ "type": "integer", "minimum": 0 })),
+                    path_param(
+                        "y",
+                        "Row, 0 to 2^z - 1, with the format: `5.mvt`, `5.png`, `5@2x.png`.",
+                        json!({ "type": "string", "pattern": "^[0-9]+(\\.mvt|\\.png|@2x\\.png)$" }),
+                    ),
+                ];
+                p.extend(tile_filters());
+                p
+            },
+            responses: vec![
+                ("200", reply("The tile (empty body: an empty vector tile).", tiles::MVT_CONTENT_TYPE, binary())),
+                ("304", json!({ "description": "Not modified (If-None-Match matched the ETag)." })),
+            ],
+            errors: &[400],
+            ..Op::default()
+        },
+    ]
+}
+
+fn tile_filters() -> Vec<Value> {
+    vec![
+        query("cultivar", "Only these cultivars (comma-separated).", json!({ "type": "string" })),
+        query(
+            "health",
+            "Only these health states (comma-separated: good, fair, poor, dead).",
+            json!({ "type": "string" }),
+        ),
+        query("orchard", "Only trees of these orchards (comma-separated ids).", json!({ "type": "string" })),
     ]
 }
 
@@ -1470,6 +1576,7 @@ pub fn document() -> Value {
             { "name": "imports", "description": "Survey imports." },
             { "name": "export", "description": "Downloads." },
             { "name": "ogc", "description": "OGC API – Features, Part 1 (Core, GeoJSON, OpenAPI 3.0)." },
+            { "name": "map", "description": "The map page, its MapLibre style and scripts." },
             { "name": "service", "description": "Health, metrics, this document." }
         ],
         "paths": paths,

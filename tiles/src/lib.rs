@@ -41,10 +41,13 @@ use std::borrow::Cow;
 use geo_core::{LonLat, Orchard, Tree};
 
 mod clip;
+pub mod cluster;
 mod error;
 pub mod mvt;
+pub mod raster;
 mod tile;
 
+pub use cluster::{Cluster, ClusterPyramid, cluster_on_the_fly, encode_cluster_tile, tiles_containing};
 pub use error::{Error, Result};
 pub use tile::{MAX_LATITUDE, MAX_ZOOM, TileId, lonlat_to_tile_pixel, tile_for};
 
@@ -168,7 +171,7 @@ pub fn encode_trees_tile(tile: TileId, trees: &[TilePoint], orchards: &[TilePoly
 }
 
 /// The buffered tile square, in tile units.
-fn buffered() -> (f64, f64) {
+pub(crate) fn buffered() -> (f64, f64) {
     (-f64::from(BUFFER), f64::from(EXTENT + BUFFER))
 }
 
@@ -199,7 +202,7 @@ fn trees_layer(tile: TileId, trees: &[TilePoint]) -> LayerBuilder {
     layer
 }
 
-fn orchards_layer(tile: TileId, orchards: &[TilePolygon]) -> LayerBuilder {
+pub(crate) fn orchards_layer(tile: TileId, orchards: &[TilePolygon]) -> LayerBuilder {
     let mut layer = LayerBuilder::new(ORCHARDS_LAYER, EXTENT);
     let (lo, hi) = buffered();
     let extent = f64::from(EXTENT);

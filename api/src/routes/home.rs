@@ -1,4 +1,4 @@
-//! `GET /`: a small page that says what this server holds and links to live examples.
+//! `GET /about`: a small page that says what this server holds and links to live examples.
 
 use axum::extract::State;
 use axum::response::Html;

@@ -4,9 +4,11 @@ pub mod edit;
 pub mod export;
 pub mod home;
 pub mod imports;
+pub mod map;
 pub mod ogc;
 pub mod orchards;
 pub mod records;
+pub mod tiles;
 pub mod trees;
 pub mod users;
 

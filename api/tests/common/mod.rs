@@ -64,13 +64,18 @@ fn trees(orchard: &OrchardId, at: LonLat, n: usize, cultivar: &str) -> Vec<NewTr
 }
 
 pub async fn world() -> World {
+    world_of(40).await
+}
+
+/// A world with `n` trees in each of the two orchards.
+pub async fn world_of(n: usize) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = store::open(dir.path().join("api.db").to_str().unwrap()).await.unwrap();
     let b_at = ORIGIN.offset_m(1000.0, 0.0);
     let a = orchard("DL-A", "Vườn Ông Tám", "Nguyễn Văn Tám, 0905 123 456", ORIGIN, "VN-DLK-0001");
     let b = orchard("DL-B", "Vườn Bà Hai", "Trần Thị Hai, 0912 000 111", b_at, "VN-DLK-0002");
-    let mut all = trees(&a.id, ORIGIN, 40, "Ri6");
-    all.extend(trees(&b.id, b_at, 40, "Monthong"));
+    let mut all = trees(&a.id, ORIGIN, n, "Ri6");
+    all.extend(trees(&b.id, b_at, n, "Monthong"));
     let imported = store.import(ImportBatch { survey: None, orchards: vec![a.clone(), b], trees: all }).await.unwrap();
     let (trees_a, trees_b): (Vec<_>, Vec<_>) = imported.trees.iter().partition(|t| t.orchard_id == a.id);
     let mut tokens = vec![];

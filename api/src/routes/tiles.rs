@@ -1,0 +1,396 @@
+//! Map tiles: `GET /tiles/trees/{z}/{x}/{y}.mvt|.png|@2x.png` and the
+//! TileJSON that describes them.
+//!
+//! Tiles come from the in-memory trees (never the database): the cluster
+//! pyramid at low zoom, the R-tree's trees above it. Rendered tiles are kept
+//! in the [`crate::tilecache::TileCache`] by address and variant (format plus
+//! the filter's canonical query); a tree change invalidates exactly the tiles
+//! that show it. Responses carry a strong `ETag` (a digest of the bytes, so
+//! the same data gives the same tag), answer `If-None-Match` with 304, and
+//! are gzip-compressed when the client accepts it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use geo_core::{BBox, TreeFilter};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tiles::TileId;
+
+use crate::AppState;
+use crate::error::{AppError, Result};
+use crate::params::Params;
+use crate::tilecache::CachedTile;
+
+/// Deepest zoom served (the TileJSON's `maxzoom`; clients over-zoom beyond).
+pub const MAX_TILE_ZOOM: u8 = 20;
+
+/// The filter parameters tiles accept.
+const TILE_FILTERS: [&str; 3] = ["cultivar", "health", "orchard"];
+
+/// What is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Mapbox Vector Tile.
+    Mvt,
+    /// PNG, 256 × 256 (`scale` 1) or 512 × 512 (`@2x`, scale 2).
+    Png {
+        /// Pixel density.
+        scale: u32,
+    },
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Mvt => "mvt",
+            Format::Png { scale: 1 } => "png",
+            Format::Png { .. } => "png@2x",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Mvt => tiles::MVT_CONTENT_TYPE,
+            Format::Png { .. } => "image/png",
+        }
+    }
+}
+
+/// Parses the `{z}/{x}/{y}.ext` parts, naming the part that is wrong.
+pub fn parse_address(z: &str, x: &str, y_ext: &str) -> Result<(TileId, Format)> {
+    let (y, format) = if let Some(y) = y_ext.strip_suffix(".mvt") {
+        (y, Format::Mvt)
+    } else if let Some(y) = y_ext.strip_suffix("@2x.png") {
+        (y, Format::Png { scale: 2 })
+    } else if let Some(y) = y_ext.strip_suffix(".png") {
+        (y, Format::Png { scale: 1 })
+    } else {
+        return Err(AppError::bad("y", format!("{y_ext:?} must end in .mvt, .png or @2x.png")));
+    };
+    let number = |name: &'static str, raw: &str| -> Result<u32> {
+        if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AppError::bad(name, format!("{raw:?} is not a whole number")));
+        }
+        raw.parse::<u32>().map_err(|_| AppError::bad(name, format!("{raw} is too large")))
+    };
+    let (z, x, y) = (number("z", z)?, number("x", x)?, number("y", y)?);
+    if z > u32::from(MAX_TILE_ZOOM) {
+        return Err(AppError::bad("z", format!("{z} is outside 0..{MAX_TILE_ZOOM}")));
+    }
+    let side = 1u64 << z;
+    for (name, v) in [("x", x), ("y", y)] {
+        if u64::from(v) >= side {
+            return Err(AppError::bad(name, format!("{v} is outside 0..{} at zoom {z}", side - 1)));
+        }
+    }
+    let tile = TileId::new(z, x, y).map_err(|e| AppError::bad("z", e.to_string()))?;
+    Ok((tile, format))
+}
+
+/// The filter and its canonical query (the cache variant), from the tile URL's query.
+fn tile_filter(raw: Option<&str>) -> Result<(TreeFilter, String)> {
+    let params = Params::parse(raw);
+    let mut canonical: Vec<(String, String)> = Vec::new();
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if value.is_empty() {
+            continue;
+        }
+        if !TILE_FILTERS.contains(&key.as_ref()) {
+            return Err(AppError::bad(
+                "query",
+                format!("{key:?} is not a tile filter; tiles take {}", TILE_FILTERS.join(", ")),
+            ));
+        }
+    }
+    let filter = params.tree_filter()?;
+    // Canonical form: each list sorted, keys in a fixed order, so equal filters share cache entries.
+    let mut cultivars: Vec<&str> = filter.cultivars.iter().map(|c| c.as_str()).collect();
+    cultivars.sort_unstable();
+    let mut health: Vec<&str> = filter.health.iter().map(|h| h.as_str()).collect();
+    health.sort_unstable();
+    health.dedup();
+    let mut orchards: Vec<&str> = filter.orchards.iter().map(|o| o.as_str()).collect();
+    orchards.sort_unstable();
+    for (k, v) in [("cultivar", cultivars), ("health", health), ("orchard", orchards)] {
+        if !v.is_empty() {
+            canonical.push((k.into(), v.join(",")));
+        }
+    }
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(canonical).finish();
+    Ok((filter, query))
+}
+
+/// `GET /tiles/trees/{z}/{x}/{y}.mvt` (also `.png`, `@2x.png`), optionally
+/// filtered by `cultivar`, `health`, `orchard`.
+pub async fn tree_tile(
+    State(state): State<AppState>,
+    Path((z, x, y)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (tile, format) = parse_address(&z, &x, &y)?;
+    let (filter, query) = tile_filter(raw.as_deref())?;
+    let variant = if query.is_empty() { format.name().to_string() } else { format!("{}?{query}", format.name()) };
+    let tiles = state.cache.tiles();
+    let cached = match tiles.get(tile, &variant) {
+        Some(hit) => {
+            state.metrics.cache_hit("tiles");
+            hit
+        }
+        None => {
+            state.metrics.cache_miss("tiles");
+            let epoch = tiles.epoch();
+            let cache = state.cache.clone();
+            let rendered = tokio::task::spawn_blocking(move || render(&cache, tile, format, &filter))
+                .await
+                .map_err(|e| AppError::Internal(format!("tile rendering failed: {e}")))?;
+            let rendered = Arc::new(finish(rendered, format));
+            tiles.put(tile, &variant, rendered.clone(), epoch);
+            rendered
+        }
+    };
+    Ok(respond(&cached, format, &headers))
+}
+
+/// Renders one tile from the trees in memory.
+fn render(cache: &crate::TreeCache, tile: TileId, format: Format, filter: &TreeFilter) -> Vec<u8> {
+    let orchards = cache.orchards();
+    let set = cache.read();
+    // Vector tiles carry the encoder's buffer; raster tiles every symbol reaching into the tile.
+    let pad = match format {
+        Format::Mvt => f64::from(tiles::BUFFER) / f64::from(tiles::EXTENT),
+        Format::Png { .. } => f64::from(tiles::raster::MAX_SYMBOL_RADIUS) / f64::from(tiles::raster::TILE_SIZE),
+    };
+    let content = crate::cache::tile_content(&set, &orchards, tile, filter, pad);
+    match format {
+        Format::Mvt => content.mvt(tile),
+        Format::Png { scale } => content.png(tile, scale),
+    }
+}
+
+/// The cache entry for rendered bytes: digest and, for MVT, the gzip form.
+fn finish(body: Vec<u8>, format: Format) -> CachedTile {
+    let digest = Sha256::digest(&body);
+    let etag = format!("\"{}\"", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>());
+    let gzip = match format {
+        Format::Mvt if !body.is_empty() => {
+            use std::io::Write as _;
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            // Writing to a Vec cannot fail.
+            let _ = encoder.write_all(&body);
+            encoder.finish().ok().map(Bytes::from)
+        }
+        _ => None,
+    };
+    CachedTile { body: Bytes::from(body), gzip, etag }
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|part| {
+            let mut it = part.split(';');
+            let name = it.next().unwrap_or_default().trim();
+            let refused = it.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+    })
+}
+
+fn respond(tile: &CachedTile, format: Format, headers: &HeaderMap) -> Response {
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == tile.etag || t.trim() == "*"));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match (&tile.gzip, accepts_gzip(headers)) {
+            (Some(gz), true) => {
+                let mut r = Response::new(Body::from(gz.clone()));
+                r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            _ => Response::new(Body::from(tile.body.clone())),
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    if let Ok(etag) = HeaderValue::from_str(&tile.etag) {
+        h.insert(header::ETAG, etag);
+    }
+    // Short freshness: trees change; revalidation with the ETag is cheap.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// The origin clients reached, for absolute URLs (`X-Forwarded-Proto` and `Host`).
+pub fn origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1:8080");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| matches!(*p, "http" | "https"))
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// The fields of the `trees` layer, for TileJSON and PMTiles metadata.
+pub fn vector_layers() -> Value {
+    json!([
+        {
+            "id": tiles::TREES_LAYER,
+            "description": "Trees (id = tree id); at low zoom, clusters with counts by health",
+            "minzoom": 0,
+            "maxzoom": MAX_TILE_ZOOM,
+            "fields": {
+                "code": "String", "cultivar": "String", "health": "String", "planted_year": "Number",
+                "orchard": "String", "clustered": "Boolean", "point_count": "Number",
+                "point_count_abbreviated": "String", "good": "Number", "fair": "Number", "poor": "Number",
+                "dead": "Number"
+            }
+        },
+        {
+            "id": tiles::ORCHARDS_LAYER,
+            "description": "Orchard boundaries",
+            "minzoom": 0,
+            "maxzoom": MAX_TILE_ZOOM,
+            "fields": { "orchard": "String", "name": "String", "planting_area_code": "String" }
+        }
+    ])
+}
+
+/// `GET /tiles/trees.json`: TileJSON 3.0.0 for the tree tiles (filters in
+/// the query are carried into the tile URL template).
+pub async fn tilejson(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Result<Response> {
+    let (_, query) = tile_filter(raw.as_deref())?;
+    let base = origin(&headers);
+    let suffix = if query.is_empty() { String::new() } else { format!("?{query}") };
+    let extent = {
+        let set = state.cache.read();
+        BBox::around(set.index.iter().map(|e| e.location))
+    };
+    let bounds =
+        extent.map_or([-180.0, -85.051_129, 180.0, 85.051_129], |b| [b.min_lon, b.min_lat, b.max_lon, b.max_lat]);
+    let center = [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, 12.0];
+    let body = json!({
+        "tilejson": "3.0.0",
+        "name": "orchardmap trees",
+        "description": "Surveyed trees and orchard boundaries; clustered at low zoom",
+        "attribution": "orchardmap",
+        "scheme": "xyz",
+        "tiles": [format!("{base}/tiles/trees/{{z}}/{{x}}/{{y}}.mvt{suffix}")],
+        "minzoom": 0,
+        "maxzoom": MAX_TILE_ZOOM,
+        "bounds": bounds,
+        "center": center,
+        "vector_layers": vector_layers(),
+    });
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    Ok(response)
+}
+
+/// What a tile shows, taken from the trees in memory (see [`crate::cache::tile_content`]).
+#[derive(Debug)]
+pub enum TileContent {
+    /// Trees one by one, in id order, with orchard boundaries.
+    Trees {
+        /// The trees.
+        trees: Vec<Arc<geo_core::Tree>>,
+        /// Orchard boundaries, in id order.
+        orchards: Vec<tiles::TilePolygon>,
+    },
+    /// Clusters (a cluster of one tree is drawn as that tree).
+    Clusters {
+        /// The clusters, in the pyramid's order.
+        clusters: Vec<tiles::Cluster>,
+        /// The trees of one-tree clusters, by id.
+        singles: HashMap<u64, Arc<geo_core::Tree>>,
+        /// Orchard boundaries, in id order.
+        orchards: Vec<tiles::TilePolygon>,
+    },
+}
+
+impl TileContent {
+    fn mvt(&self, tile: TileId) -> Vec<u8> {
+        match self {
+            TileContent::Trees { trees, orchards } => {
+                let points: Vec<tiles::TilePoint> =
+                    trees.iter().filter_map(|t| tiles::TilePoint::from_tree(t)).collect();
+                tiles::encode_trees_tile(tile, &points, orchards)
+            }
+            TileContent::Clusters { clusters, singles, orchards } => tiles::encode_cluster_tile(
+                tile,
+                clusters,
+                |id| singles.get(&id).and_then(|t| tiles::TilePoint::from_tree(t)),
+                orchards,
+            ),
+        }
+    }
+
+    fn png(&self, tile: TileId, scale: u32) -> Vec<u8> {
+        use tiles::raster::Mark;
+        let marks: Vec<Mark> = match self {
+            TileContent::Trees { trees, .. } => {
+                trees.iter().map(|t| Mark::tree_at(tile, t.location, t.health)).collect()
+            }
+            TileContent::Clusters { clusters, singles, .. } => clusters
+                .iter()
+                .map(|c| match c.single.and_then(|id| singles.get(&id)) {
+                    Some(t) => Mark::tree_at(tile, t.location, t.health),
+                    None => Mark::cluster_at(tile, c.location, c.counts),
+                })
+                .collect(),
+        };
+        tiles::raster::render_png(&marks, scale)
+    }
+}
+
+/// The square a tile covers, widened by `pad` (a fraction of its side), in lon/lat.
+pub fn buffered_bounds(tile: TileId, pad: f64) -> BBox {
+    let b = tile.bounds();
+    let (dlon, dlat) = ((b.max_lon - b.min_lon) * pad, (b.max_lat - b.min_lat) * pad);
+    BBox {
+        min_lon: (b.min_lon - dlon).max(-180.0),
+        min_lat: (b.min_lat - dlat).max(-85.06),
+        max_lon: (b.max_lon + dlon).min(180.0),
+        max_lat: (b.max_lat + dlat).min(85.06),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_part_by_part() {
+        assert_eq!(parse_address("3", "1", "2.mvt").unwrap().1, Format::Mvt);
+        assert_eq!(parse_address("3", "1", "2@2x.png").unwrap().1, Format::Png { scale: 2 });
+        for (z, x, y, part) in [
+            ("21", "0", "0.mvt", "z"),
+            ("a", "0", "0.mvt", "z"),
+            ("3", "8", "0.mvt", "x"),
+            ("3", "-1", "0.mvt", "x"),
+            ("3", "0", "8.mvt", "y"),
+            ("3", "0", "0.jpg", "y"),
+            ("3", "0", ".mvt", "y"),
+        ] {
+            let e = parse_address(z, x, y).unwrap_err().to_string();
+            assert!(e.starts_with(part), "{z}/{x}/{y}: {e}");
+        }
+    }
+
+    #[test]
+    fn equal_filters_share_one_variant() {
+        let (_, a) = tile_filter(Some("health=poor,dead&cultivar=Ri6")).unwrap();
+        let (_, b) = tile_filter(Some("cultivar=ri%206&health=dead,poor")).unwrap();
+        assert_eq!(a, b);
+        assert!(tile_filter(Some("bbox=1,2,3,4")).is_err());
+    }
+}
