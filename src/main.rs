@@ -54,6 +54,13 @@ enum Command {
         /// Largest photo upload in bytes.
         #[arg(long, default_value_t = api::DEFAULT_MAX_PHOTO_BYTES, value_name = "BYTES")]
         max_photo_bytes: usize,
+        /// Requests per minute each client may make without a token, on average (0: no limit; map
+        /// tiles and the map page's files are not counted).
+        #[arg(long, env = "ORCHARDMAP_RATE_LIMIT", default_value_t = 600, value_name = "N")]
+        rate_limit: u32,
+        /// Requests such a client may make at once before the average applies.
+        #[arg(long, default_value_t = 120, value_name = "N")]
+        rate_burst: u32,
         /// Basemap of the map page: a raster tile URL template with {z}, {x}, {y}, or `none` (offline)
         /// [default: OpenStreetMap's standard tiles].
         #[arg(long, env = "ORCHARDMAP_BASEMAP", value_name = "URL|none")]
@@ -172,6 +179,8 @@ async fn shutdown_signal() {
 
 /// What `orchardmap serve` was asked for.
 struct ServeArgs {
+    rate_limit: u32,
+    rate_burst: u32,
     db: String,
     bind: SocketAddr,
     demo: bool,
@@ -181,7 +190,7 @@ struct ServeArgs {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let ServeArgs { db, bind, demo, photos, max_photo_bytes, map } = args;
+    let ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst } = args;
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
         let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
@@ -189,7 +198,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
-    let config = api::Config { bind, photo_dir, max_photo_bytes, map, ..api::Config::default() };
+    let hygiene = api::Hygiene { rate_per_minute: rate_limit, rate_burst, ..api::Hygiene::default() };
+    let config = api::Config { bind, photo_dir, max_photo_bytes, map, hygiene, ..api::Config::default() };
     let app = api::Application::build(store, config).await?;
     let addr = app.local_addr()?;
     tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
@@ -201,12 +211,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { db, bind, demo, photos, max_photo_bytes, basemap, assets } => {
+        Command::Serve { db, bind, demo, photos, max_photo_bytes, rate_limit, rate_burst, basemap, assets } => {
             let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
             if let Some(url) = basemap {
                 map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
             }
-            serve(ServeArgs { db, bind, demo, photos, max_photo_bytes, map }).await.map(|()| ExitCode::SUCCESS)
+            let args = ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst };
+            serve(args).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),

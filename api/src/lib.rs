@@ -32,6 +32,7 @@ pub use error::{AppError, Result};
 pub use metrics::Metrics;
 pub use middleware::{AuthFailures, ClientIp, Hygiene, RateLimiter};
 pub use routes::map::MapSettings;
+pub use routes::tiles::{Format as TileFormat, MAX_TILE_ZOOM, render as render_tile};
 pub use routes::trees::{DEFAULT_LIMIT, MAX_K, MAX_LIMIT, MAX_RADIUS_M};
 
 /// What every handler can reach.

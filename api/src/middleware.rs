@@ -78,6 +78,13 @@ impl Default for Hygiene {
 /// Paths never rate limited: a load balancer's health check must not see 429.
 const UNLIMITED_PATHS: &[&str] = &["/healthz"];
 
+/// Path prefixes outside the public limit: map tiles and the map page's own
+/// files. One map view asks for dozens of tiles at once and hundreds while
+/// panning; tiles come from memory (a cached tile costs microseconds, an
+/// uncached one under a millisecond at p99), so a per-request limit made for
+/// searches would only break the map.
+const UNLIMITED_PREFIXES: &[&str] = &["/tiles/", "/map/"];
+
 /// The address that stands for every client when the peer is unknown (no `ConnectInfo`,
 /// as in tests driving the router with `oneshot`): all such requests share one bucket.
 pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -332,7 +339,8 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
         }
         return next.run(req).await;
     }
-    if UNLIMITED_PATHS.contains(&req.uri().path()) {
+    let path = req.uri().path();
+    if UNLIMITED_PATHS.contains(&path) || UNLIMITED_PREFIXES.iter().any(|p| path.starts_with(p)) {
         return next.run(req).await;
     }
     match state.rate_limiter.check(ip) {

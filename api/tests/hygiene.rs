@@ -178,9 +178,13 @@ async fn anonymous_clients_are_rate_limited_per_address_and_signed_in_ones_are_n
         let r = send(s, request("GET", "/api/trees?limit=1", &[("authorization", &auth)], vec![], a)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
-    // Health checks are never limited.
+    // Health checks are never limited, nor map tiles (a map view needs dozens at once).
     let r = send(s, request("GET", "/healthz", &[], vec![], a)).await;
     assert_eq!(r.status, StatusCode::OK);
+    for _ in 0..10 {
+        let r = send(s, request("GET", "/tiles/trees/3/6/3.mvt", &[], vec![], a)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
     // Without a peer address (oneshot), all requests share one allowance.
     for _ in 0..3 {
         assert_eq!(send(s, request("GET", "/", &[], vec![], None)).await.status, StatusCode::OK);

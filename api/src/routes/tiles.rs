@@ -157,8 +157,8 @@ pub async fn tree_tile(
     Ok(respond(&cached, format, &headers))
 }
 
-/// Renders one tile from the trees in memory.
-fn render(cache: &crate::TreeCache, tile: TileId, format: Format, filter: &TreeFilter) -> Vec<u8> {
+/// Renders one tile from the trees in memory, as the tile route does before caching.
+pub fn render(cache: &crate::TreeCache, tile: TileId, format: Format, filter: &TreeFilter) -> Vec<u8> {
     let orchards = cache.orchards();
     let set = cache.read();
     // Vector tiles carry the encoder's buffer; raster tiles every symbol reaching into the tile.
