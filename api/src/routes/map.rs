@@ -209,7 +209,7 @@ pub fn style(base: &str, basemap: Option<&str>) -> Value {
             "filter": is_cluster,
             "paint": {
                 "circle-color": Value::Array(cluster_color),
-                "circle-radius": ["interpolate", ["linear"], count, 2, 12, 100, 17, 1000, 24, 10000, 34],
+                "circle-radius": ["interpolate", ["linear"], count, 2, 10, 100, 14, 1000, 19, 10000, 26],
                 "circle-opacity": 0.88,
                 "circle-stroke-color": "#ffffff",
                 "circle-stroke-width": 2,
