@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod export;
 mod ingest;
 mod logging;
+mod tiles;
 mod users;
 
 /// Durian orchards mapped tree by tree: survey import, spatial API, map tiles.
@@ -61,6 +62,9 @@ enum Command {
         /// Requests such a client may make at once before the average applies.
         #[arg(long, default_value_t = 120, value_name = "N")]
         rate_burst: u32,
+        /// Memory for rendered map tiles, in MiB (least recently used tiles leave first).
+        #[arg(long, default_value_t = 256, value_name = "MIB")]
+        tile_cache_mb: usize,
         /// Basemap of the map page: a raster tile URL template with {z}, {x}, {y}, or `none` (offline)
         /// [default: OpenStreetMap's standard tiles].
         #[arg(long, env = "ORCHARDMAP_BASEMAP", value_name = "URL|none")]
@@ -72,6 +76,9 @@ enum Command {
     },
     /// Export trees to GeoJSON, CSV, KML or GeoPackage (streamed; filters as in the API).
     Export(export::ExportArgs),
+    /// Map tiles: offline packs.
+    #[command(subcommand)]
+    Tiles(tiles::TilesCommand),
     /// Manage accounts and their API tokens.
     #[command(after_help = "Examples:\n  \
     orchardmap user add --name \"Lan\" --role volunteer\n  \
@@ -179,6 +186,7 @@ async fn shutdown_signal() {
 
 /// What `orchardmap serve` was asked for.
 struct ServeArgs {
+    tile_cache_mb: usize,
     rate_limit: u32,
     rate_burst: u32,
     db: String,
@@ -190,7 +198,7 @@ struct ServeArgs {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst } = args;
+    let ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst, tile_cache_mb } = args;
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
         let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
@@ -199,7 +207,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
     let hygiene = api::Hygiene { rate_per_minute: rate_limit, rate_burst, ..api::Hygiene::default() };
-    let config = api::Config { bind, photo_dir, max_photo_bytes, map, hygiene, ..api::Config::default() };
+    let tile_cache_bytes = tile_cache_mb.saturating_mul(1024 * 1024);
+    let config =
+        api::Config { bind, photo_dir, max_photo_bytes, map, hygiene, tile_cache_bytes, ..api::Config::default() };
     let app = api::Application::build(store, config).await?;
     let addr = app.local_addr()?;
     tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
@@ -211,15 +221,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { db, bind, demo, photos, max_photo_bytes, rate_limit, rate_burst, basemap, assets } => {
+        Command::Serve {
+            db,
+            bind,
+            demo,
+            photos,
+            max_photo_bytes,
+            rate_limit,
+            rate_burst,
+            tile_cache_mb,
+            basemap,
+            assets,
+        } => {
             let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
             if let Some(url) = basemap {
                 map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
             }
-            let args = ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst };
+            let args =
+                ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst, tile_cache_mb };
             serve(args).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Tiles(command) => tiles::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),
         Command::Import {
             file,

@@ -511,3 +511,49 @@ async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
     let body: Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("nearby_radius_m"), "{body}");
 }
+
+#[tokio::test]
+async fn an_offline_pack_from_the_command_line_holds_the_served_tiles() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let server = start(&db, true);
+    let (_, one) = get(&format!("{}/api/trees?limit=1", server.base)).await;
+    let at = &features(&one)[0]["geometry"]["coordinates"];
+    let (lon, lat) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
+    let bbox = format!("{},{},{},{}", lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005);
+    let out = dir.path().join("area.pmtiles");
+    let status = Command::new(BIN)
+        .args(["tiles", "pack", "--minzoom", "14", "--maxzoom", "17", "--bbox", &bbox, "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let archive = tiles::pmtiles::PmtilesReader::new(&bytes).unwrap();
+    let mut compared = 0;
+    for entry in archive.tiles() {
+        let (tile, gz) = entry.unwrap();
+        let mut packed = Vec::new();
+        flate2::read::GzDecoder::new(gz).read_to_end(&mut packed).unwrap();
+        let url = format!("{}/tiles/trees/{}/{}/{}.mvt", server.base, tile.z(), tile.x(), tile.y());
+        let live = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+        assert_eq!(packed, live.to_vec(), "{url}");
+        compared += 1;
+    }
+    assert!(compared >= 4, "{compared} tiles");
+    // A pack too large for one archive is refused, naming the limit.
+    let refused = Command::new(BIN)
+        .args(["tiles", "pack", "--minzoom", "0", "--maxzoom", "20", "--bbox", "100,10,110,20", "--db"])
+        .arg(&db)
+        .arg("--out")
+        .arg(dir.path().join("big.pmtiles"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("tiles, more than"));
+    assert!(!dir.path().join("big.pmtiles").exists());
+}

@@ -222,6 +222,12 @@ impl TreeCache {
         self.invalidate_tiles(&touched);
     }
 
+    /// The same cache with a rendered-tile cache of at most `bytes`.
+    pub fn with_tile_cache_bytes(mut self, bytes: usize) -> Self {
+        self.tiles = TileCache::new(bytes);
+        self
+    }
+
     /// The rendered-tile cache.
     pub fn tiles(&self) -> &TileCache {
         &self.tiles

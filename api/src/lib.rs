@@ -13,6 +13,7 @@ mod geojson;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod pack;
 mod params;
 mod routes;
 pub mod tilecache;
@@ -121,6 +122,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/trees/{id}"),
     ("DELETE", "/api/trees/{id}"),
     ("GET", "/api/trees/{id}/history"),
+    ("GET", "/api/trees/{id}/qr.svg"),
     ("GET", "/api/trees/{id}/records"),
     ("POST", "/api/trees/{id}/records"),
     ("POST", "/api/trees/{id}/photos"),
@@ -139,6 +141,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ogc/collections/{collectionId}/items"),
     ("GET", "/ogc/collections/{collectionId}/items/{featureId}"),
     ("GET", "/tiles/trees.json"),
+    ("GET", "/tiles/pack"),
     ("GET", "/tiles/trees/{z}/{x}/{y}"),
 ];
 
@@ -148,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/about", get(routes::home::home))
         .route("/healthz", get(routes::healthz))
         .route("/tiles/trees.json", get(routes::tiles::tilejson))
+        .route("/tiles/pack", get(routes::tiles::pack))
         .route("/tiles/trees/{z}/{x}/{y}", get(routes::tiles::tree_tile))
         .route("/metrics", get(metrics::metrics_handler))
         .route("/api/me", get(routes::users::me))
@@ -161,6 +165,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::trees::get_tree).patch(routes::edit::patch_tree).delete(routes::edit::delete_tree),
         )
         .route("/api/trees/{id}/history", get(routes::edit::history))
+        .route("/api/trees/{id}/qr.svg", get(routes::qr::tree_qr))
         .route("/api/trees/{id}/records", get(routes::records::list_records).post(routes::records::add_record))
         .route(
             "/api/trees/{id}/photos",
@@ -199,6 +204,8 @@ pub struct Config {
     pub hygiene: Hygiene,
     /// The map page's basemap and MapLibre folder.
     pub map: MapSettings,
+    /// Bound of the rendered-tile cache, in bytes.
+    pub tile_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -210,6 +217,7 @@ impl Default for Config {
             max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
             hygiene: Hygiene::default(),
             map: MapSettings::default(),
+            tile_cache_bytes: tilecache::DEFAULT_TILE_CACHE_BYTES,
         }
     }
 }
@@ -242,7 +250,7 @@ pub struct Application {
 impl Application {
     /// Loads every tree into memory and binds the listener.
     pub async fn build(store: Arc<dyn Storage>, config: Config) -> Result<Self, StartError> {
-        let cache = Arc::new(TreeCache::load(store.as_ref()).await?);
+        let cache = Arc::new(TreeCache::load(store.as_ref()).await?.with_tile_cache_bytes(config.tile_cache_bytes));
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { addr: config.bind, source })?;
         let mut state = AppState::new(store, cache).with_hygiene(config.hygiene.clone());

@@ -869,6 +869,40 @@ fn operations() -> Vec<Op> {
         },
         Op {
             method: "GET",
+            path: "/api/trees/{id}/qr.svg",
+            id: "treeQr",
+            tag: "trees",
+            summary: "The QR code of a tree's tag (error correction Q, quiet zone), encoding the URL of its record",
+            parameters: vec![pref("treeKey")],
+            responses: vec![("200", reply("The QR code.", "image/svg+xml", json!({ "type": "string" })))],
+            errors: &[400, 404, 410],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/tiles/pack",
+            id: "tilePack",
+            tag: "tiles",
+            summary: "An offline pack: every vector tile of an area and zoom range as one PMTiles v3 archive, streamed",
+            parameters: vec![
+                required_query("bbox", "minLon,minLat,maxLon,maxLat of the area.", json!({ "type": "string" })),
+                query(
+                    "minzoom",
+                    "Lowest zoom.",
+                    json!({ "type": "integer", "minimum": 0, "maximum": 20, "default": 10 }),
+                ),
+                query(
+                    "maxzoom",
+                    "Highest zoom.",
+                    json!({ "type": "integer", "minimum": 0, "maximum": 20, "default": 18 }),
+                ),
+            ],
+            responses: vec![("200", reply("The archive.", "application/vnd.pmtiles", binary()))],
+            errors: &[400],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
             path: "/tiles/trees/{z}/{x}/{y}",
             id: "treeTile",
             tag: "tiles",

@@ -25,6 +25,8 @@ pub struct CachedTile {
     pub body: Bytes,
     /// `body` gzip-compressed, when that is smaller (MVT; PNG is compressed already).
     pub gzip: Option<Bytes>,
+    /// `body` brotli-compressed (MVT).
+    pub br: Option<Bytes>,
     /// Strong validator: a digest of `body` (same bytes, same tag).
     pub etag: String,
 }
@@ -32,7 +34,11 @@ pub struct CachedTile {
 impl CachedTile {
     /// Bytes held, for the cache's bound.
     fn size(&self) -> usize {
-        self.body.len() + self.gzip.as_ref().map_or(0, Bytes::len) + self.etag.len() + 96
+        self.body.len()
+            + self.gzip.as_ref().map_or(0, Bytes::len)
+            + self.br.as_ref().map_or(0, Bytes::len)
+            + self.etag.len()
+            + 96
     }
 }
 
@@ -194,7 +200,7 @@ mod tests {
     }
 
     fn rendered(n: usize) -> Arc<CachedTile> {
-        Arc::new(CachedTile { body: Bytes::from(vec![7u8; n]), gzip: None, etag: "\"e\"".into() })
+        Arc::new(CachedTile { body: Bytes::from(vec![7u8; n]), gzip: None, br: None, etag: "\"e\"".into() })
     }
 
     #[test]

@@ -53,8 +53,13 @@ async fn a_tile_holds_the_trees_the_api_finds_there() {
     assert!(not_modified.bytes.is_empty());
     assert!(r.headers["cache-control"].to_str().unwrap().contains("max-age"));
 
-    // gzip when accepted, the same tile inside.
-    let gz = send(s, "GET", &path(t, "mvt"), None, &[("accept-encoding", "br;q=1, gzip;q=0.8")], vec![]).await;
+    // brotli when preferred, gzip when that is what is accepted; the same tile inside.
+    let br = send(s, "GET", &path(t, "mvt"), None, &[("accept-encoding", "gzip;q=0.8, br")], vec![]).await;
+    assert_eq!(br.headers["content-encoding"], "br");
+    let mut plain = Vec::new();
+    brotli::Decompressor::new(&br.bytes[..], 4096).read_to_end(&mut plain).unwrap();
+    assert_eq!(plain, r.bytes);
+    let gz = send(s, "GET", &path(t, "mvt"), None, &[("accept-encoding", "br;q=0.5, gzip;q=0.8")], vec![]).await;
     assert_eq!(gz.headers["content-encoding"], "gzip");
     let mut plain = Vec::new();
     flate2::read::GzDecoder::new(&gz.bytes[..]).read_to_end(&mut plain).unwrap();
@@ -264,4 +269,91 @@ async fn low_zooms_are_clusters_that_count_every_tree_and_follow_changes() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let (total, health) = stands_for(&get(s, "/tiles/trees/0/0/0.mvt", None).await.bytes);
     assert_eq!((total, health), (3000, [2249, 0, 750, 1]));
+}
+
+#[tokio::test]
+async fn an_offline_pack_holds_the_live_tiles() {
+    let w = world().await;
+    let s = &w.state;
+    let (lo, hi) = (ORIGIN.offset_m(-50.0, -50.0), ORIGIN.offset_m(1150.0, 150.0));
+    let bbox = format!("{},{},{},{}", lo.lon, lo.lat, hi.lon, hi.lat);
+    let r = get(s, &format!("/tiles/pack?bbox={bbox}&minzoom=12&maxzoom=17"), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/vnd.pmtiles");
+    let archive = tiles::pmtiles::PmtilesReader::new(&r.bytes).unwrap();
+    let header = archive.header();
+    assert_eq!((header.min_zoom, header.max_zoom), (12, 17));
+    let metadata = archive.metadata_json().unwrap();
+    let layers: Vec<&str> =
+        metadata["vector_layers"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(layers, ["trees", "orchards"]);
+    let mut packed = 0;
+    let mut trees_seen = BTreeSet::new();
+    for entry in archive.tiles() {
+        let (tile, gz) = entry.unwrap();
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(gz).read_to_end(&mut bytes).unwrap();
+        let live = get(s, &path(tile, "mvt"), None).await;
+        assert_eq!(bytes, live.bytes, "tile {}/{}/{} differs from the live one", tile.z(), tile.x(), tile.y());
+        if tile.z() == 17 {
+            trees_seen.extend(tree_ids(&bytes));
+        }
+        packed += 1;
+    }
+    assert!(packed >= 6, "{packed} tiles");
+    // Every tree of both orchards is in the deepest zoom of the pack.
+    let all: BTreeSet<u64> = w.trees_a.iter().chain(&w.trees_b).map(|id| *id as u64).collect();
+    assert!(trees_seen.is_superset(&all));
+
+    for (q, part) in [
+        ("bbox=1,2,3", "bbox"),
+        (&format!("bbox={bbox}&minzoom=18&maxzoom=17") as &str, "minzoom"),
+        (&format!("bbox={bbox}&maxzoom=21"), "maxzoom"),
+        ("bbox=100,10,110,20&minzoom=0&maxzoom=20", "bbox"),
+        ("bbox=-30,-10,-29,-9", "bbox"),
+    ] {
+        let r = get(s, &format!("/tiles/pack?{q}"), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(r.body["error"]["message"].as_str().unwrap().starts_with(part), "{q}: {}", r.body);
+    }
+}
+
+/// Draws the SVG the API serves (unit squares `M x y h1v1h-1z` on a white
+/// square) at 6 px a module and decodes it with rqrr, an independent decoder.
+fn decode_qr_svg(svg: &str) -> String {
+    let side: usize = svg.split("viewBox=\"0 0 ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let path = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+    let mut dark = vec![false; side * side];
+    for square in path.split('z').filter(|s| !s.is_empty()) {
+        let xy = square.trim_start_matches('M').split('h').next().unwrap();
+        let (x, y) = xy.split_once(' ').unwrap();
+        let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
+        dark[y * side + x] = true;
+    }
+    const PX: usize = 6;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(side * PX, side * PX, |x, y| {
+        if dark[(y / PX) * side + x / PX] { 0 } else { 255 }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().unwrap().1
+}
+
+#[tokio::test]
+async fn a_tree_tag_qr_code_decodes_to_the_tree_record() {
+    let w = world().await;
+    let s = &w.state;
+    let id = w.trees_a[3];
+    let tree = get(s, &format!("/api/trees/{id}"), None).await;
+    let code = tree.body["properties"]["code"].as_str().unwrap().to_string();
+    let r = send(s, "GET", &format!("/api/trees/{id}/qr.svg"), None, &[("host", "om.example")], vec![]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "image/svg+xml");
+    let svg = String::from_utf8(r.bytes).unwrap();
+    assert_eq!(decode_qr_svg(&svg), format!("http://om.example/api/trees/{code}"));
+    // By tag code too; the URL it holds opens the tree.
+    let by_code = get(s, &format!("/api/trees/{code}/qr.svg"), None).await;
+    assert_eq!(by_code.status, StatusCode::OK);
+    assert_eq!(get(s, &format!("/api/trees/{code}"), None).await.body["id"], id);
+    assert_eq!(get(s, "/api/trees/999999/qr.svg", None).await.status, StatusCode::NOT_FOUND);
 }

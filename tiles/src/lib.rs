@@ -44,6 +44,7 @@ mod clip;
 pub mod cluster;
 mod error;
 pub mod mvt;
+pub mod pmtiles;
 pub mod raster;
 mod tile;
 

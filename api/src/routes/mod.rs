@@ -7,6 +7,7 @@ pub mod imports;
 pub mod map;
 pub mod ogc;
 pub mod orchards;
+pub mod qr;
 pub mod records;
 pub mod tiles;
 pub mod trees;
