@@ -32,21 +32,9 @@ for tool in python3 curl; do
   command -v "$tool" >/dev/null || { echo "map-e2e: $tool not found" >&2; exit 1; }
 done
 
-fail() {
-  echo "map-e2e: FAIL: $*" >&2
-  exit 1
-}
-
-PID=""
-WORK=""
-cleanup() {
-  if [ -n "$PID" ]; then
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-  fi
-  if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+CHECK_NAME=map-e2e
+# shellcheck source=scripts/lib/demo-server.sh
+source scripts/lib/demo-server.sh
 
 if [ ! -f node_modules/maplibre-gl/dist/maplibre-gl.js ]; then
   echo "map-e2e: node_modules/maplibre-gl is not installed (npm ci): the page will load MapLibre from the CDN"
@@ -55,23 +43,7 @@ fi
 if [ $# -ge 1 ]; then
   BASE="${1%/}"
 else
-  BIN="${ORCHARDMAP_BIN:-}"
-  if [ -z "$BIN" ]; then
-    cargo build -q -p orchardmap --bin orchardmap
-    BIN=target/debug/orchardmap
-  fi
-  WORK="$(mktemp -d)"
-  "$BIN" serve --demo --db "$WORK/demo.db" --bind 127.0.0.1:0 --basemap none \
-    >"$WORK/stdout" 2>"$WORK/stderr" &
-  PID=$!
-  BASE=""
-  for _ in $(seq 1 1200); do
-    BASE="$(grep -o 'http://[0-9.]*:[0-9]*' "$WORK/stdout" 2>/dev/null | head -n 1 || true)"
-    [ -n "$BASE" ] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$WORK/stderr" >&2; fail "the server exited before serving"; }
-    sleep 0.1
-  done
-  [ -n "$BASE" ] || fail "the server did not say where it listens within 120 s"
+  serve_demo debug --basemap none
 fi
 echo "map-e2e: $BASE with $("$CHROMIUM_BIN" --version 2>/dev/null || echo "$CHROMIUM_BIN")"
 

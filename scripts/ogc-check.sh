@@ -19,42 +19,14 @@ for tool in ogrinfo curl; do
   command -v "$tool" >/dev/null || { echo "ogc-check: $tool not found (apt-get install gdal-bin curl)" >&2; exit 2; }
 done
 
-fail() {
-  echo "ogc-check: FAIL: $*" >&2
-  exit 1
-}
-
-PID=""
-WORK=""
-cleanup() {
-  if [ -n "$PID" ]; then
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-  fi
-  if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+CHECK_NAME=ogc-check
+# shellcheck source=scripts/lib/demo-server.sh
+source scripts/lib/demo-server.sh
 
 if [ $# -ge 1 ]; then
   BASE="${1%/}"
 else
-  # ORCHARDMAP_BIN=path uses an already built binary (CI passes the debug one it just tested).
-  BIN="${ORCHARDMAP_BIN:-}"
-  if [ -z "$BIN" ]; then
-    cargo build --release -q -p orchardmap --bin orchardmap
-    BIN=target/release/orchardmap
-  fi
-  WORK="$(mktemp -d)"
-  "$BIN" serve --demo --db "$WORK/demo.db" --bind 127.0.0.1:0 >"$WORK/stdout" 2>"$WORK/stderr" &
-  PID=$!
-  BASE=""
-  for _ in $(seq 1 1200); do
-    BASE="$(grep -o 'http://[0-9.]*:[0-9]*' "$WORK/stdout" 2>/dev/null | head -n 1 || true)"
-    [ -n "$BASE" ] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$WORK/stderr" >&2; fail "the server exited before serving"; }
-    sleep 0.1
-  done
-  [ -n "$BASE" ] || fail "the server did not say where it listens within 120 s"
+  serve_demo release
 fi
 echo "ogc-check: $BASE"
 

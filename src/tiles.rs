@@ -45,15 +45,8 @@ fn parse_bbox(raw: &str) -> Result<BBox, String> {
 /// Runs a `tiles` command.
 pub async fn run(command: TilesCommand) -> anyhow::Result<()> {
     let TilesCommand::Pack(args) = command;
-    let count = api::pack::tile_count(&args.bbox, args.minzoom, args.maxzoom)?;
-    if count > api::pack::MAX_PACK_TILES {
-        anyhow::bail!(
-            "--bbox and zooms {}..{} cover {count} tiles, more than {}: take a smaller area or a lower --maxzoom",
-            args.minzoom,
-            args.maxzoom,
-            api::pack::MAX_PACK_TILES
-        );
-    }
+    // Checked before loading the trees: a refused area fails at once.
+    api::pack::tile_count(&args.bbox, args.minzoom, args.maxzoom).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let store = store::open(&args.db).await.with_context(|| format!("opening {}", args.db))?;
     let cache = api::TreeCache::load(store.as_ref()).await.context("loading the trees")?;
     let partial = args.out.with_extension("pmtiles.partial");

@@ -372,23 +372,22 @@ pub fn tile_content(set: &TreeSet, orchards: &OrchardMap, tile: TileId, filter: 
         },
         None => None,
     };
-    if let Some(clusters) = clusters {
-        let singles = clusters.iter().filter_map(|c| c.single).filter_map(|id| {
-            let tree = set.get(TreeId(i64::try_from(id).ok()?))?;
-            Some((id, tree.clone()))
-        });
-        return TileContent::Clusters { singles: singles.collect(), clusters, orchards: polygons };
-    }
-    let trees = trees_in(set, orchards, &bounds, filter);
-    if trees.len() > set.pyramid.raw_limit() {
-        let clusters = clusters_of(set, orchards, tile, filter);
-        let singles = clusters.iter().filter_map(|c| c.single).filter_map(|id| {
-            let tree = set.get(TreeId(i64::try_from(id).ok()?))?;
-            Some((id, tree.clone()))
-        });
-        return TileContent::Clusters { singles: singles.collect(), clusters, orchards: polygons };
-    }
-    TileContent::Trees { trees: trees.into_iter().cloned().collect(), orchards: polygons }
+    let clusters = match clusters {
+        Some(clusters) => clusters,
+        None => {
+            let trees = trees_in(set, orchards, &bounds, filter);
+            if trees.len() <= set.pyramid.raw_limit() {
+                return TileContent::Trees { trees: trees.into_iter().cloned().collect(), orchards: polygons };
+            }
+            clusters_of(set, orchards, tile, filter)
+        }
+    };
+    // The trees of one-tree clusters are drawn as themselves.
+    let singles = clusters.iter().filter_map(|c| c.single).filter_map(|id| {
+        let tree = set.get(TreeId(i64::try_from(id).ok()?))?;
+        Some((id, tree.clone()))
+    });
+    TileContent::Clusters { singles: singles.collect(), clusters, orchards: polygons }
 }
 
 /// Follows the database change log forever, every `every`; errors are logged and retried.

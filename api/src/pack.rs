@@ -47,7 +47,8 @@ fn range(bbox: &BBox, z: u8) -> Result<(u32, u32, u32, u32), PackError> {
     Ok((nw.x(), se.x(), nw.y(), se.y()))
 }
 
-/// How many tiles cover `bbox` from `min_zoom` to `max_zoom`, checking the zooms.
+/// How many tiles cover `bbox` from `min_zoom` to `max_zoom`, checking the
+/// zooms and refusing more than [`MAX_PACK_TILES`], naming the figures.
 pub fn tile_count(bbox: &BBox, min_zoom: u8, max_zoom: u8) -> Result<u64, PackError> {
     if max_zoom > MAX_TILE_ZOOM {
         return Err(PackError::Invalid("maxzoom", format!("{max_zoom} is outside 0..{MAX_TILE_ZOOM}")));
@@ -60,12 +61,21 @@ pub fn tile_count(bbox: &BBox, min_zoom: u8, max_zoom: u8) -> Result<u64, PackEr
         let (x0, x1, y0, y1) = range(bbox, z)?;
         n += u64::from(x1 - x0 + 1) * u64::from(y1 - y0 + 1);
     }
+    if n > MAX_PACK_TILES {
+        return Err(PackError::Invalid(
+            "bbox",
+            format!(
+                "and zooms {min_zoom}..{max_zoom} cover {n} tiles, more than {MAX_PACK_TILES}: \
+                 take a smaller area or a lower maxzoom"
+            ),
+        ));
+    }
     Ok(n)
 }
 
 /// Renders every tile covering `bbox` from `min_zoom` to `max_zoom` and
-/// writes the archive to `out` (buffered by the caller). Refuses more than
-/// [`MAX_PACK_TILES`] tiles, naming the figures.
+/// writes the archive to `out` (buffered by the caller); refuses what
+/// [`tile_count`] refuses.
 pub fn write_pack(
     cache: &TreeCache,
     bbox: BBox,
@@ -74,15 +84,6 @@ pub fn write_pack(
     out: &mut impl Write,
 ) -> Result<PackSummary, PackError> {
     let addressed = tile_count(&bbox, min_zoom, max_zoom)?;
-    if addressed > MAX_PACK_TILES {
-        return Err(PackError::Invalid(
-            "bbox",
-            format!(
-                "and zooms {min_zoom}..{max_zoom} cover {addressed} tiles, more than {MAX_PACK_TILES}: \
-                 take a smaller area or a lower maxzoom"
-            ),
-        ));
-    }
     let mut writer = PmtilesWriter::new(Compression::Gzip, bbox, min_zoom, max_zoom)
         .with_center(LonLat::new((bbox.min_lon + bbox.max_lon) / 2.0, (bbox.min_lat + bbox.max_lat) / 2.0), max_zoom);
     let filter = TreeFilter::default();

@@ -17,6 +17,12 @@ fn tree_ids(bytes: &[u8]) -> BTreeSet<u64> {
     tile.layer("trees").map(|l| l.features.iter().filter_map(|f| f.id).collect()).unwrap_or_default()
 }
 
+/// PATCHes tree `id` with `body`, sending its current ETag in If-Match.
+async fn patch(s: &api::AppState, token: &str, id: i64, body: serde_json::Value) -> common::Reply {
+    let v = etag(s, id).await;
+    send(s, "PATCH", &format!("/api/trees/{id}"), Some(token), &[("if-match", &v)], json(body)).await
+}
+
 fn path(t: TileId, ext: &str) -> String {
     format!("/tiles/trees/{}/{}/{}.{ext}", t.z(), t.x(), t.y())
 }
@@ -99,16 +105,7 @@ async fn a_changed_tree_is_in_its_tile_at_once_and_other_tiles_stay_cached() {
     };
     assert_eq!(health_of(&before.bytes).as_deref(), Some("good"));
 
-    let v = etag(s, id).await;
-    let r = send(
-        s,
-        "PATCH",
-        &format!("/api/trees/{id}"),
-        Some(&w.volunteer),
-        &[("if-match", &v)],
-        json(json!({"health": "dead"})),
-    )
-    .await;
+    let r = patch(s, &w.volunteer, id, json!({"health": "dead"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let after = get(s, &path(home, "mvt"), None).await;
     assert_eq!(health_of(&after.bytes).as_deref(), Some("dead"));
@@ -124,9 +121,7 @@ async fn a_changed_tree_is_in_its_tile_at_once_and_other_tiles_stay_cached() {
     let moved = here.offset_m(0.0, 200.0);
     let new_home = tiles::tile_for(moved, 18).unwrap();
     let _ = get(s, &path(new_home, "mvt"), None).await;
-    let v = etag(s, id).await;
-    let patch = json!({"lon": moved.lon, "lat": moved.lat});
-    let r = send(s, "PATCH", &format!("/api/trees/{id}"), Some(&w.volunteer), &[("if-match", &v)], json(patch)).await;
+    let r = patch(s, &w.volunteer, id, json!({"lon": moved.lon, "lat": moved.lat})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(!tree_ids(&get(s, &path(home, "mvt"), None).await.bytes).contains(&(id as u64)));
     assert!(tree_ids(&get(s, &path(new_home, "mvt"), None).await.bytes).contains(&(id as u64)));
@@ -256,16 +251,7 @@ async fn low_zooms_are_clusters_that_count_every_tree_and_follow_changes() {
 
     // A change shows in the cached cluster tile at once.
     let id = w.trees_a[0];
-    let v = etag(s, id).await;
-    let r = send(
-        s,
-        "PATCH",
-        &format!("/api/trees/{id}"),
-        Some(&w.volunteer),
-        &[("if-match", &v)],
-        json(json!({"health": "dead"})),
-    )
-    .await;
+    let r = patch(s, &w.volunteer, id, json!({"health": "dead"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let (total, health) = stands_for(&get(s, "/tiles/trees/0/0/0.mvt", None).await.bytes);
     assert_eq!((total, health), (3000, [2249, 0, 750, 1]));

@@ -17,7 +17,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use geo_core::{BBox, TreeFilter};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tiles::TileId;
 
@@ -264,31 +264,6 @@ pub fn origin(headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
-/// The fields of the `trees` layer, for TileJSON and PMTiles metadata.
-pub fn vector_layers() -> Value {
-    json!([
-        {
-            "id": tiles::TREES_LAYER,
-            "description": "Trees (id = tree id); at low zoom, clusters with counts by health",
-            "minzoom": 0,
-            "maxzoom": MAX_TILE_ZOOM,
-            "fields": {
-                "code": "String", "cultivar": "String", "health": "String", "planted_year": "Number",
-                "orchard": "String", "clustered": "Boolean", "point_count": "Number",
-                "point_count_abbreviated": "String", "good": "Number", "fair": "Number", "poor": "Number",
-                "dead": "Number"
-            }
-        },
-        {
-            "id": tiles::ORCHARDS_LAYER,
-            "description": "Orchard boundaries",
-            "minzoom": 0,
-            "maxzoom": MAX_TILE_ZOOM,
-            "fields": { "orchard": "String", "name": "String", "planting_area_code": "String" }
-        }
-    ])
-}
-
 /// `GET /tiles/trees.json`: TileJSON 3.0.0 for the tree tiles (filters in
 /// the query are carried into the tile URL template).
 pub async fn tilejson(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Result<Response> {
@@ -313,7 +288,7 @@ pub async fn tilejson(State(state): State<AppState>, RawQuery(raw): RawQuery, he
         "maxzoom": MAX_TILE_ZOOM,
         "bounds": bounds,
         "center": center,
-        "vector_layers": vector_layers(),
+        "vector_layers": tiles::pmtiles::vector_layers(0, MAX_TILE_ZOOM),
     });
     let mut response = axum::Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
@@ -417,13 +392,7 @@ pub async fn pack(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Res
         crate::pack::PackError::Invalid(field, reason) => AppError::bad(field, reason),
         other => AppError::Internal(other.to_string()),
     };
-    let count = crate::pack::tile_count(&bbox, min_zoom, max_zoom).map_err(invalid)?;
-    if count > crate::pack::MAX_PACK_TILES {
-        return Err(AppError::bad(
-            "bbox",
-            format!("and zooms {min_zoom}..{max_zoom} cover {count} tiles, more than {}", crate::pack::MAX_PACK_TILES),
-        ));
-    }
+    crate::pack::tile_count(&bbox, min_zoom, max_zoom).map_err(invalid)?;
     if state.cache.read().index.in_bbox(&bbox).next().is_none() {
         return Err(AppError::bad("bbox", "holds no tree"));
     }
