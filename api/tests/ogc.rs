@@ -31,6 +31,7 @@ fn orchard(id: &str, owner: &str, at: Option<LonLat>) -> Orchard {
         district: "Cư Kuin".into(),
         province: "Đắk Lắk".into(),
         planting_area_code: Some(format!("VN-{id}")),
+        gln: None,
         boundary: at.map(|at| {
             polygon_from_ring(&[
                 at.offset_m(-5.0, -5.0),

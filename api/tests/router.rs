@@ -24,6 +24,7 @@ async fn state_with_grid(dir: &tempfile::TempDir) -> api::AppState {
         district: "Cư Kuin".into(),
         province: "Đắk Lắk".into(),
         planting_area_code: Some("VN-DLOR-0001".into()),
+        gln: None,
         boundary: Some(polygon_from_ring(&[
             ORIGIN.offset_m(-5.0, -5.0),
             ORIGIN.offset_m(50.0, -5.0),

@@ -92,6 +92,15 @@ impl TreeCode {
         Ok(Self(bytes))
     }
 
+    /// The serial number this code stands for: the inverse of
+    /// [`TreeCode::from_serial`] (a code derived from tree id n gives n).
+    pub fn serial(&self) -> u64 {
+        // 190,071,437 × 781,476,089 ≡ 1 (mod 31^6).
+        const INVERSE: u64 = 781_476_089;
+        let x = self.0[..PAYLOAD_LEN].iter().fold(0u64, |x, &c| x * BASE + symbol_value(c).unwrap_or(0));
+        (x + CODE_SPACE - ADD) % CODE_SPACE * INVERSE % CODE_SPACE
+    }
+
     /// The code as a 7-character string.
     pub fn as_str(&self) -> &str {
         // Only alphabet bytes (ASCII) are ever stored.
@@ -139,6 +148,13 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), 31);
+    }
+
+    #[test]
+    fn serial_inverts_from_serial() {
+        for serial in [0, 1, 30, 31, 104_729, 500_000_001, CODE_SPACE - 1] {
+            assert_eq!(TreeCode::from_serial(serial).unwrap().serial(), serial);
+        }
     }
 
     #[test]

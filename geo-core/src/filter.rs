@@ -153,6 +153,7 @@ mod tests {
             district: "Cư Kuin".into(),
             province: "Đắk Lắk".into(),
             planting_area_code: Some("VN-DLK-0123".into()),
+            gln: None,
             boundary: None,
         }
     }

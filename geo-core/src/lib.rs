@@ -30,8 +30,10 @@ mod error;
 mod filter;
 mod geodesy;
 mod grid;
+pub mod gs1;
 mod index;
 mod locate;
+pub mod lot;
 mod model;
 mod record;
 mod validate;
@@ -47,6 +49,7 @@ pub use geodesy::{LonLat, distance_m, mercator, mercator_scale};
 pub use grid::{CellHasher, PointGrid};
 pub use index::{IndexedTree, Neighbor, TreeIndex, polygon_from_ring};
 pub use locate::OrchardLocator;
+pub use lot::{Analyte, LabResult, Lot, LotCode, LotId, LotTrees, NewLot, PhiCheck, phi_checks};
 pub use model::{
     Cultivar, Health, KNOWN_CULTIVARS, NewTree, Orchard, OrchardId, Survey, SurveyId, Tree, TreeId, TreeRef,
 };

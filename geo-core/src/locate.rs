@@ -89,6 +89,7 @@ mod tests {
             district: "Cư Kuin".into(),
             province: "Đắk Lắk".into(),
             planting_area_code: None,
+            gln: None,
             boundary: Some(polygon_from_ring(&ring)),
         }
     }

@@ -267,6 +267,10 @@ pub struct Orchard {
     pub province: String,
     /// Registered planting-area code (mã số vùng trồng, PUC), e.g. `VN-DLOR-0123`.
     pub planting_area_code: Option<String>,
+    /// The orchard's GS1 Global Location Number (13 digits), when it has one:
+    /// its trees' public links are then `/414/{gln}/254/{tree code}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gln: Option<String>,
     /// Boundary (WGS 84 lon/lat), when surveyed.
     pub boundary: Option<Polygon<f64>>,
 }

@@ -160,6 +160,11 @@ impl Orchard {
                 ));
             }
         }
+        if let Some(gln) = &self.gln {
+            if !crate::gs1::valid_gln(gln) {
+                out.push(Problem::new("gln", gln, "must be a 13-digit GS1 GLN with a valid check digit"));
+            }
+        }
         if let Some(poly) = &self.boundary {
             let ring = &poly.exterior().0;
             if ring.len() < 4 {
@@ -241,6 +246,7 @@ mod tests {
             district: String::new(),
             province: "Đắk Lắk".into(),
             planting_area_code: None,
+            gln: None,
             boundary: Some(Polygon::new(LineString::from(ring), vec![])),
         };
         let square = vec![(108.0, 12.0), (108.01, 12.0), (108.01, 12.01), (108.0, 12.01), (108.0, 12.0)];

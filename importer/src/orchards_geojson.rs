@@ -199,6 +199,7 @@ impl Feature<'_> {
             district: district.unwrap_or_default(),
             province: province.unwrap_or_default(),
             planting_area_code: code,
+            gln: None,
             boundary: boundary.flatten(),
         };
         match orchard.validate(&VIETNAM) {

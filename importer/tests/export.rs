@@ -24,6 +24,7 @@ fn orchards() -> Vec<Orchard> {
             district: "Cư Kuin".into(),
             province: "Đắk Lắk".into(),
             planting_area_code: Some("VN-DLK-0123".into()),
+            gln: None,
             boundary: None,
         },
         Orchard {
@@ -34,6 +35,7 @@ fn orchards() -> Vec<Orchard> {
             district: "Buôn Ma Thuột".into(),
             province: "Đắk Lắk".into(),
             planting_area_code: None,
+            gln: None,
             boundary: None,
         },
     ]

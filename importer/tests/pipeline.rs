@@ -24,6 +24,7 @@ async fn store_with_orchard(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
         district: "Cư Kuin".into(),
         province: "Đắk Lắk".into(),
         planting_area_code: None,
+        gln: None,
         boundary: Some(polygon_from_ring(&ring)),
     };
     store.import(ImportBatch { survey: None, orchards: vec![orchard], trees: vec![] }).await.unwrap();

@@ -46,6 +46,7 @@ fn orchard(i: usize) -> Orchard {
         district: "Cư Kuin".into(),
         province: "Đắk Lắk".into(),
         planting_area_code: None,
+        gln: None,
         boundary: None,
     }
 }

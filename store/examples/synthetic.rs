@@ -56,6 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 district: "Cư Kuin".into(),
                 province: "Đắk Lắk".into(),
                 planting_area_code: None,
+                gln: None,
                 boundary: None,
             });
             for slot in 0..PER_ORCHARD.min(n - o * PER_ORCHARD) {

@@ -259,6 +259,7 @@ where
         district: col(row, 4, T, "district")?,
         province: col(row, 5, T, "province")?,
         planting_area_code: col(row, 6, T, "planting_area_code")?,
+        gln: None,
         boundary,
     })
 }
@@ -810,17 +811,8 @@ const CODE_SPACE: u64 = 887_503_681;
 /// in SQL for trees stored before; [`code_serial_agrees`] checks both against
 /// geo-core, and the SQLite store refuses to open if it ever disagreed.
 pub(crate) fn code_serial(code: &TreeCode) -> i64 {
-    const ALPHABET: &[u8; 31] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
-    const OFFSET: u64 = 104_729;
-    const INVERSE: u64 = 781_476_089;
-    let mut x = 0u64;
-    for c in code.as_str().bytes().take(6) {
-        // A TreeCode holds alphabet symbols only.
-        x = x * 31 + ALPHABET.iter().position(|&a| a == c).unwrap_or(0) as u64;
-    }
-    let serial = (x + CODE_SPACE - OFFSET) % CODE_SPACE * INVERSE % CODE_SPACE;
     // Below 31^6 < 2^30: always fits.
-    i64::try_from(serial).unwrap_or(i64::MAX)
+    i64::try_from(code.serial()).unwrap_or(i64::MAX)
 }
 
 /// [`code_serial`] undoes [`TreeCode::from_serial`] (spot checks across the space).

@@ -427,6 +427,7 @@ mod tests {
             district: "Cư Kuin".into(),
             province: "Đắk Lắk".into(),
             planting_area_code: None,
+            gln: None,
             boundary: Some(geo_types::Polygon::new(ring, vec![])),
         };
         let p = TilePolygon::from_orchard(&o).unwrap();

@@ -279,6 +279,7 @@ mod tests {
             district: "Cư Kuin".into(),
             province: "Đắk Lắk".into(),
             planting_area_code: Some("VN-DLOR-0001".into()),
+            gln: None,
             boundary: None,
         };
         let trees = (0..n)

@@ -164,6 +164,7 @@ pub async fn create_orchard(
         district: String::new(),
         province: String::new(),
         planting_area_code: None,
+        gln: None,
         boundary: None,
     };
     apply(&mut orchard, &body)?;

@@ -36,6 +36,7 @@ fn orchard(id: &str, name: &str, owner: &str, at: LonLat, code: &str) -> Orchard
         district: "Cư Kuin".into(),
         province: "Đắk Lắk".into(),
         planting_area_code: Some(code.into()),
+        gln: None,
         boundary: Some(polygon_from_ring(&[
             at.offset_m(-5.0, -5.0),
             at.offset_m(100.0, -5.0),

@@ -590,6 +590,7 @@ impl Generator {
                 district: commune.district.to_string(),
                 province: PROVINCE.to_string(),
                 planting_area_code: code,
+                gln: None,
                 boundary: Some(Polygon::new(LineString(ring), Vec::new())),
             });
 

@@ -151,6 +151,7 @@ pub fn orchard(id: &str) -> Orchard {
         district: "Cư Kuin".into(),
         province: "Đắk Lắk".into(),
         planting_area_code: Some(format!("VN-DLOR-{id}")),
+        gln: None,
         boundary: None,
     }
 }
