@@ -71,7 +71,7 @@ pub(crate) use record_columns;
 /// The columns every orchard query selects, in the order [`orchard_from_row`] reads them.
 macro_rules! orchard_columns {
     () => {
-        "id, name, owner, commune, district, province, planting_area_code, boundary"
+        "id, name, owner, commune, district, province, planting_area_code, boundary, gln"
     };
 }
 pub(crate) use orchard_columns;
@@ -259,7 +259,7 @@ where
         district: col(row, 4, T, "district")?,
         province: col(row, 5, T, "province")?,
         planting_area_code: col(row, 6, T, "planting_area_code")?,
-        gln: None,
+        gln: col(row, 8, T, "gln")?,
         boundary,
     })
 }

@@ -47,9 +47,12 @@ mod error;
 pub mod photos;
 mod postgres;
 mod postgres_import;
+mod postgres_trace;
 mod sqlite;
 mod sqlite_edit;
 mod sqlite_import;
+mod sqlite_trace;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -63,6 +66,7 @@ use geo_core::{
 pub use error::{Error, Result};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use trace::{ScanCount, Tag, TagAssignment, TagBatch, TraceStorage};
 
 /// Which database engine a store uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +215,7 @@ pub struct Imported {
 
 /// The storage operations orchardmap needs, implemented once per backend.
 #[async_trait]
-pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+pub trait Storage: TraceStorage + Send + Sync + std::fmt::Debug + 'static {
     /// Which backend this is.
     fn backend(&self) -> Backend;
 

@@ -67,7 +67,7 @@ const ROWS_PER_INSERT: usize = 20_000;
 /// The PostgreSQL backend. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     location: String,
 }
 
@@ -433,11 +433,11 @@ impl Storage for PostgresStore {
         for (o, boundary) in &p.orchards {
             sqlx::query(
                 "INSERT INTO orchards (id, name, owner, commune, district, province, planting_area_code, boundary, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
+                 created_at, updated_at, gln) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, \
                  commune = excluded.commune, district = excluded.district, province = excluded.province, \
                  planting_area_code = excluded.planting_area_code, boundary = excluded.boundary, \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, gln = COALESCE(excluded.gln, orchards.gln)",
             )
             .bind(o.id.as_str())
             .bind(&o.name)
@@ -448,6 +448,7 @@ impl Storage for PostgresStore {
             .bind(&o.planting_area_code)
             .bind(boundary)
             .bind(at)
+            .bind(&o.gln)
             .execute(&mut *tx)
             .await?;
         }
@@ -960,10 +961,10 @@ impl Storage for PostgresStore {
         let at = orchard_time(newest);
         let sql = if exists.is_some() {
             "UPDATE orchards SET name = $2, owner = $3, commune = $4, district = $5, province = $6, \
-             planting_area_code = $7, boundary = $8, updated_at = $9, updated_by = $10 WHERE id = $1"
+             planting_area_code = $7, boundary = $8, updated_at = $9, updated_by = $10, gln = $11 WHERE id = $1"
         } else {
             "INSERT INTO orchards (id, name, owner, commune, district, province, planting_area_code, boundary, \
-             created_at, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
+             created_at, updated_at, updated_by, gln) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)"
         };
         sqlx::query(sql)
             .bind(orchard.id.as_str())
@@ -976,6 +977,7 @@ impl Storage for PostgresStore {
             .bind(boundary)
             .bind(at)
             .bind(&actor.name)
+            .bind(&orchard.gln)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -64,7 +64,7 @@ const _: () = assert!(ROWS_PER_INSERT * VALUES_PER_ROW <= 32_766);
 /// The SQLite backend. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     path: PathBuf,
     /// The thread that applies single-tree edits (see [`crate::sqlite_edit`]).
     edits: EditWriter,
@@ -168,7 +168,7 @@ impl SqliteStore {
     /// at once (waiting up to the busy timeout), so writers run one after the
     /// other: checks made inside stay true until commit, change-log order is
     /// commit order, and no transaction fails half-way upgrading a read lock.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -465,11 +465,11 @@ impl Storage for SqliteStore {
         for (o, boundary) in &p.orchards {
             sqlx::query(
                 "INSERT INTO orchards (id, name, owner, commune, district, province, planting_area_code, boundary, \
-                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) \
+                 created_at, updated_at, gln) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, \
                  commune = excluded.commune, district = excluded.district, province = excluded.province, \
                  planting_area_code = excluded.planting_area_code, boundary = excluded.boundary, \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, gln = COALESCE(excluded.gln, orchards.gln)",
             )
             .bind(o.id.as_str())
             .bind(&o.name)
@@ -480,6 +480,7 @@ impl Storage for SqliteStore {
             .bind(&o.planting_area_code)
             .bind(boundary)
             .bind(at)
+            .bind(&o.gln)
             .execute(&mut *tx)
             .await?;
         }
@@ -975,10 +976,10 @@ impl Storage for SqliteStore {
         let at = orchard_time(newest);
         let sql = if exists.is_some() {
             "UPDATE orchards SET name = ?2, owner = ?3, commune = ?4, district = ?5, province = ?6, \
-             planting_area_code = ?7, boundary = ?8, updated_at = ?9, updated_by = ?10 WHERE id = ?1"
+             planting_area_code = ?7, boundary = ?8, updated_at = ?9, updated_by = ?10, gln = ?11 WHERE id = ?1"
         } else {
             "INSERT INTO orchards (id, name, owner, commune, district, province, planting_area_code, boundary, \
-             created_at, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)"
+             created_at, updated_at, updated_by, gln) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)"
         };
         sqlx::query(sql)
             .bind(orchard.id.as_str())
@@ -991,6 +992,7 @@ impl Storage for SqliteStore {
             .bind(boundary)
             .bind(at)
             .bind(&actor.name)
+            .bind(&orchard.gln)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

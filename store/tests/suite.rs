@@ -81,6 +81,11 @@ suite! {
         records_append_and_corrections_are_checked,
         put_orchard_creates_replaces_and_moves_updated_at,
         trees_after_pages_by_id,
+        tags_are_issued_once_and_skip_taken_codes,
+        tag_assignments_round_trip,
+        lots_round_trip_and_revocation,
+        scans_add_up_and_rank,
+        orchard_gln_round_trip_and_survives_imports,
     ],
     fixture: [
         reopening_keeps_data,
@@ -1804,4 +1809,153 @@ async fn trees_after_pages_by_id(store: Arc<dyn Storage>) {
     assert!(store.trees_after(TreeId(0), 0).await.unwrap().is_empty());
     assert_eq!(store.trees_after(all[3].id, 2).await.unwrap(), all[4..6]);
     assert!(store.trees_after(all[23].id, 10).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Traceability: tags, lots, scans, orchard GLNs
+
+async fn tags_are_issued_once_and_skip_taken_codes(store: Arc<dyn Storage>) {
+    let admin = Actor::system("admin");
+    let first = store.issue_tags(5, &admin).await.unwrap();
+    assert_eq!((first.batch, first.codes.len()), (1, 5));
+    assert!(first.codes.iter().all(|c| c.serial() >= store::trace::TAG_SERIAL_BASE));
+    // Someone claims the code the next batch would take first: the batch skips it.
+    let next = TreeCode::from_serial(first.codes[4].serial() + 1).unwrap();
+    let mut claimed = draft("DL-001", 0);
+    claimed.code = Some(next);
+    store.import(batch(&["DL-001"], vec![claimed])).await.unwrap();
+    let second = store.issue_tags(3, &admin).await.unwrap();
+    assert_eq!(second.batch, 2);
+    assert!(!second.codes.contains(&next), "{:?} reused the claimed {next}", second.codes);
+    let all: HashSet<TreeCode> = first.codes.iter().chain(&second.codes).copied().collect();
+    assert_eq!(all.len(), 8);
+    let tag = store.tag(&second.codes[0]).await.unwrap().unwrap();
+    assert_eq!((tag.batch, tag.issued_by.as_str()), (2, "admin"));
+    assert_eq!(store.tag(&next).await.unwrap(), None);
+    assert_eq!(store.tag_batch(1).await.unwrap(), first.codes);
+    assert!(store.tag_batch(9).await.unwrap().is_empty());
+    for bad in [0, store::trace::MAX_TAGS_PER_BATCH + 1] {
+        let err = store.issue_tags(bad, &admin).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid { field: "count", .. }), "{err}");
+    }
+    assert_eq!(store.tag_batch(3).await.unwrap(), Vec::<TreeCode>::new());
+}
+
+async fn tag_assignments_round_trip(store: Arc<dyn Storage>) {
+    let code = store.issue_tags(1, &Actor::system("admin")).await.unwrap().codes[0];
+    let at = chrono::Utc::now().trunc_subsecs(6);
+    let first = store::TagAssignment {
+        code,
+        tree_id: TreeId(7),
+        reassign: false,
+        by: "vol".into(),
+        by_user: Some(geo_core::UserId(3)),
+        at,
+        note: None,
+    };
+    let second =
+        store::TagAssignment { tree_id: TreeId(9), reassign: true, note: Some("tag moved".into()), ..first.clone() };
+    store.record_tag_assignment(&first).await.unwrap();
+    store.record_tag_assignment(&second).await.unwrap();
+    assert_eq!(store.tag_assignments(&code).await.unwrap(), vec![first, second]);
+    assert!(store.tag_assignments(&code_of(1)).await.unwrap().is_empty());
+}
+
+fn code_of(serial: u64) -> TreeCode {
+    TreeCode::from_serial(serial).unwrap()
+}
+
+fn new_lot(orchard: &str) -> geo_core::NewLot {
+    geo_core::NewLot {
+        orchard_id: OrchardId::new(orchard).unwrap(),
+        trees: geo_core::LotTrees::Trees(vec![TreeId(3), TreeId(1), TreeId(3)]),
+        harvest_date: NaiveDate::from_ymd_opt(2026, 6, 10).unwrap(),
+        weight_kg: 1234.5678901234,
+        boxes: Some(80),
+        packing_house: Some("VN-DLPH-0042".into()),
+        lab_results: vec![
+            geo_core::LabResult {
+                analyte: geo_core::Analyte::Cadmium,
+                value_mg_per_kg: Some(0.012345678901),
+                laboratory: "Trung tâm Kiểm nghiệm Đắk Lắk".into(),
+                tested_on: NaiveDate::from_ymd_opt(2026, 6, 8).unwrap(),
+                report_no: Some("KN-2026/0612".into()),
+            },
+            geo_core::LabResult {
+                analyte: geo_core::Analyte::AuramineO,
+                value_mg_per_kg: None,
+                laboratory: "Lab B".into(),
+                tested_on: NaiveDate::from_ymd_opt(2026, 6, 8).unwrap(),
+                report_no: None,
+            },
+        ],
+        domestic: false,
+        gtin: Some("9506000134352".into()),
+    }
+}
+
+async fn lots_round_trip_and_revocation(store: Arc<dyn Storage>) {
+    store.import(batch(&["DL-001", "DL-002"], vec![])).await.unwrap();
+    let farmer = Actor { user_id: Some(geo_core::UserId(4)), name: "farmer".into() };
+    let spec = new_lot("DL-001");
+    let lot = store.create_lot(&spec, &[TreeId(3), TreeId(1), TreeId(3)], &farmer).await.unwrap();
+    assert_eq!(lot.code, geo_core::LotCode::for_id(lot.id).unwrap());
+    assert_eq!(lot.tree_ids, vec![TreeId(1), TreeId(3)]);
+    assert_eq!(lot.weight_kg.to_bits(), spec.weight_kg.to_bits());
+    assert_eq!(lot.lab_results, spec.lab_results);
+    assert_eq!(lot.gtin.as_deref(), Some("09506000134352"));
+    assert_eq!((lot.created_by.as_str(), lot.created_by_id), ("farmer", Some(geo_core::UserId(4))));
+    assert!(!lot.whole_orchard && !lot.domestic && lot.revoked_at.is_none());
+    assert_eq!(store.lot(lot.id).await.unwrap().as_ref(), Some(&lot));
+    let whole =
+        geo_core::NewLot { trees: geo_core::LotTrees::WholeOrchard, domestic: true, gtin: None, ..new_lot("DL-002") };
+    let other = store.create_lot(&whole, &[TreeId(5)], &farmer).await.unwrap();
+    assert!(other.whole_orchard && other.domestic && other.gtin.is_none());
+    let ids: Vec<_> = store.lots(None).await.unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(ids, vec![other.id, lot.id]);
+    let mine: Vec<_> = store.lots(Some(&OrchardId::new("DL-001").unwrap())).await.unwrap();
+    assert_eq!(mine, vec![lot.clone()]);
+    let err = store.create_lot(&new_lot("NOWHERE"), &[], &farmer).await.unwrap_err();
+    assert!(matches!(err, Error::UnknownOrchard(_)), "{err}");
+    let err =
+        store.create_lot(&geo_core::NewLot { weight_kg: f64::NAN, ..spec.clone() }, &[], &farmer).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid { field: "weight_kg", .. }), "{err}");
+    assert_eq!(store.lots(None).await.unwrap().len(), 2, "failed creations wrote nothing");
+    let admin = Actor::system("admin");
+    let revoked = store.revoke_lot(lot.id, "copies found in market X", &admin).await.unwrap().unwrap();
+    let at = revoked.revoked_at.unwrap();
+    assert!(revoked.revoked_reason.unwrap().contains("copies found"));
+    let again = store.revoke_lot(lot.id, "second reason", &admin).await.unwrap().unwrap();
+    assert_eq!(again.revoked_at, Some(at));
+    assert!(!again.revoked_reason.unwrap().contains("second"));
+    assert_eq!(store.revoke_lot(geo_core::LotId(999), "x", &admin).await.unwrap(), None);
+    assert_eq!(store.lot(geo_core::LotId(999)).await.unwrap(), None);
+}
+
+async fn scans_add_up_and_rank(store: Arc<dyn Storage>) {
+    let hour = chrono::DateTime::parse_from_rfc3339("2026-06-10T08:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let later = hour + chrono::Duration::hours(1);
+    let s =
+        |code: &str, hour, place: &str, count| store::ScanCount { code: code.into(), hour, place: place.into(), count };
+    store.add_scans(&[s("LAAA", hour, "", 2), s("LAAA", hour, "108.0,12.6", 1), s("TBBB", hour, "", 1)]).await.unwrap();
+    store.add_scans(&[s("LAAA", hour, "", 3), s("LAAA", later, "", 1)]).await.unwrap();
+    store.add_scans(&[]).await.unwrap();
+    let counts = store.scan_counts("LAAA").await.unwrap();
+    assert_eq!(counts, vec![s("LAAA", hour, "", 5), s("LAAA", hour, "108.0,12.6", 1), s("LAAA", later, "", 1)]);
+    assert!(store.scan_counts("NONE").await.unwrap().is_empty());
+    assert_eq!(store.most_scanned(10).await.unwrap(), vec![("LAAA".to_string(), 7), ("TBBB".to_string(), 1)]);
+    assert_eq!(store.most_scanned(1).await.unwrap().len(), 1);
+}
+
+async fn orchard_gln_round_trip_and_survives_imports(store: Arc<dyn Storage>) {
+    let mut o = orchard("GLN-1");
+    o.gln = Some("9520123456788".into());
+    store.put_orchard(&o, &Actor::system("admin")).await.unwrap();
+    assert_eq!(store.orchard(&o.id).await.unwrap().unwrap(), o);
+    // An import that brings the orchard without a GLN keeps the stored one.
+    store.import(batch(&["GLN-1"], vec![draft("GLN-1", 0)])).await.unwrap();
+    assert_eq!(store.orchard(&o.id).await.unwrap().unwrap().gln.as_deref(), Some("9520123456788"));
+    o.gln = None;
+    store.put_orchard(&o, &Actor::system("admin")).await.unwrap();
+    assert_eq!(store.orchard(&o.id).await.unwrap().unwrap().gln, None, "an edit may remove the GLN");
 }
