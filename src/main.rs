@@ -11,6 +11,7 @@ mod export;
 mod ingest;
 mod logging;
 mod tiles;
+mod trace;
 mod users;
 
 /// Durian orchards mapped tree by tree: survey import, spatial API, map tiles.
@@ -69,11 +70,34 @@ enum Command {
         /// [default: OpenStreetMap's standard tiles].
         #[arg(long, env = "ORCHARDMAP_BASEMAP", value_name = "URL|none")]
         basemap: Option<String>,
+        /// The public base URL printed in QR codes, e.g. https://orchardmap.example.vn [default: the
+        /// address each request came to].
+        #[arg(long, env = "ORCHARDMAP_PUBLIC_URL", value_name = "URL")]
+        public_url: Option<String>,
+        /// The signing-key file [default: DB.keys.json beside a SQLite database, else
+        /// orchardmap-keys.json; created on first run].
+        #[arg(long, env = "ORCHARDMAP_KEYS", value_name = "FILE")]
+        keys: Option<PathBuf>,
         /// The `dist` folder of the maplibre-gl npm package, served to the map page [default:
         /// node_modules/maplibre-gl/dist when installed; otherwise the page loads MapLibre from a CDN].
         #[arg(long, env = "ORCHARDMAP_ASSETS", value_name = "DIR")]
         assets: Option<PathBuf>,
     },
+    /// A4 sheets of QR tags for an orchard's trees (signed links, tree code, cultivar, orchard).
+    #[command(after_help = "Example:\n  \
+    orchardmap labels --orchard DL-CK-EATIEU-001 --format pdf --out tags.pdf --public-url https://orchardmap.example.vn")]
+    Labels(trace::LabelArgs),
+    /// Pre-printed tags: reserve codes before the trees are registered.
+    #[command(subcommand)]
+    Tags(trace::TagsCommand),
+    /// The keys that sign labels: show, rotate, revoke.
+    #[command(subcommand)]
+    Keys(trace::KeysCommand),
+    /// Check a scanned label URL offline: genuine (exit 0), unsigned (3), tampered (4) or revoked (5).
+    #[command(after_help = "Examples:\n  \
+    orchardmap verify 'https://orchardmap.example.vn/t/K7DW3QX?8030=...' --jwks jwks.json\n  \
+    orchardmap verify 'http://127.0.0.1:8080/l/LK7DW3QX?8030=...' --db orchardmap.db")]
+    Verify(trace::VerifyArgs),
     /// Export trees to GeoJSON, CSV, KML or GeoPackage (streamed; filters as in the API).
     Export(export::ExportArgs),
     /// Map tiles: offline packs.
@@ -195,10 +219,24 @@ struct ServeArgs {
     photos: Option<PathBuf>,
     max_photo_bytes: usize,
     map: api::MapSettings,
+    public_url: Option<String>,
+    keys: Option<PathBuf>,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst, tile_cache_mb } = args;
+    let ServeArgs {
+        db,
+        bind,
+        demo,
+        photos,
+        max_photo_bytes,
+        map,
+        rate_limit,
+        rate_burst,
+        tile_cache_mb,
+        public_url,
+        keys,
+    } = args;
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
         let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
@@ -208,8 +246,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
     let hygiene = api::Hygiene { rate_per_minute: rate_limit, rate_burst, ..api::Hygiene::default() };
     let tile_cache_bytes = tile_cache_mb.saturating_mul(1024 * 1024);
-    let config =
-        api::Config { bind, photo_dir, max_photo_bytes, map, hygiene, tile_cache_bytes, ..api::Config::default() };
+    let key_file = Some(keys.unwrap_or_else(|| api::trace::default_key_file(&db)));
+    let config = api::Config {
+        bind,
+        photo_dir,
+        max_photo_bytes,
+        map,
+        hygiene,
+        tile_cache_bytes,
+        key_file,
+        public_url,
+        ..api::Config::default()
+    };
     let app = api::Application::build(store, config).await?;
     let addr = app.local_addr()?;
     tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
@@ -232,15 +280,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tile_cache_mb,
             basemap,
             assets,
+            public_url,
+            keys,
         } => {
             let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
             if let Some(url) = basemap {
                 map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
             }
-            let args =
-                ServeArgs { db, bind, demo, photos, max_photo_bytes, map, rate_limit, rate_burst, tile_cache_mb };
+            let args = ServeArgs {
+                db,
+                bind,
+                demo,
+                photos,
+                max_photo_bytes,
+                map,
+                rate_limit,
+                rate_burst,
+                tile_cache_mb,
+                public_url,
+                keys,
+            };
             serve(args).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Labels(args) => trace::labels(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Tags(command) => trace::tags(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Keys(command) => trace::keys(command).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => trace::verify(args),
         Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Tiles(command) => tiles::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),

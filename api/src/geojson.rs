@@ -120,6 +120,7 @@ pub fn orchard_feature(orchard: &Orchard, tree_count: u32) -> Value {
             "district": orchard.district,
             "province": orchard.province,
             "planting_area_code": orchard.planting_area_code,
+            "gln": orchard.gln,
             "tree_count": tree_count,
         }
     })

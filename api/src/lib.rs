@@ -14,9 +14,11 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod pack;
+mod pages;
 mod params;
 mod routes;
 pub mod tilecache;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     /// The map page's basemap and where MapLibre GL JS is served from.
     pub map: Arc<MapSettings>,
+    /// Signing keys, public URL and scan counts of the traceability pages.
+    pub trace: Arc<trace::Trace>,
 }
 
 /// Default largest photo upload: 10 MiB (a phone camera's JPEG is 2-6 MB).
@@ -80,6 +84,7 @@ impl AppState {
             auth_failures: Arc::new(AuthFailures::new(0, 0, metrics.clone())),
             tokens: Arc::default(),
             map: Arc::default(),
+            trace: Arc::new(trace::Trace::ephemeral(None)),
             metrics,
         };
         state.with_hygiene(Hygiene::default())
@@ -123,6 +128,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/trees/{id}"),
     ("GET", "/api/trees/{id}/history"),
     ("GET", "/api/trees/{id}/qr.svg"),
+    ("GET", "/api/trees/{id}/qr.png"),
     ("GET", "/api/trees/{id}/records"),
     ("POST", "/api/trees/{id}/records"),
     ("POST", "/api/trees/{id}/photos"),
@@ -143,6 +149,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/tiles/trees.json"),
     ("GET", "/tiles/pack"),
     ("GET", "/tiles/trees/{z}/{x}/{y}"),
+    ("GET", "/t/{code}"),
+    ("GET", "/l/{code}"),
+    ("GET", "/414/{gln}/254/{code}"),
+    ("GET", "/01/{gtin}/10/{lot}"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/.well-known/gs1resolver"),
+    ("GET", "/api/lots"),
+    ("POST", "/api/lots"),
+    ("GET", "/api/lots/{code}"),
+    ("POST", "/api/lots/{code}/revoke"),
+    ("GET", "/api/lots/{code}/qr.svg"),
+    ("GET", "/api/lots/{code}/qr.png"),
+    ("POST", "/api/tags"),
+    ("GET", "/api/tags/{code}"),
+    ("POST", "/api/tags/{code}/register"),
+    ("GET", "/api/labels"),
+    ("GET", "/api/scans/flagged"),
+    ("GET", "/api/epcis/events"),
 ];
 
 /// The routes of the service.
@@ -165,7 +189,25 @@ pub fn router(state: AppState) -> Router {
             get(routes::trees::get_tree).patch(routes::edit::patch_tree).delete(routes::edit::delete_tree),
         )
         .route("/api/trees/{id}/history", get(routes::edit::history))
-        .route("/api/trees/{id}/qr.svg", get(routes::qr::tree_qr))
+        .route("/api/trees/{id}/qr.svg", get(routes::lots::tree_qr_svg))
+        .route("/api/trees/{id}/qr.png", get(routes::lots::tree_qr_png))
+        .route("/t/{code}", get(routes::resolver::tree_short))
+        .route("/l/{code}", get(routes::resolver::lot_short))
+        .route("/414/{gln}/254/{code}", get(routes::resolver::tree_gs1))
+        .route("/01/{gtin}/10/{lot}", get(routes::resolver::lot_gs1))
+        .route("/.well-known/jwks.json", get(routes::resolver::jwks))
+        .route("/.well-known/gs1resolver", get(routes::resolver::resolver_description))
+        .route("/api/lots", get(routes::lots::list_lots).post(routes::lots::create_lot))
+        .route("/api/lots/{code}", get(routes::lots::get_lot))
+        .route("/api/lots/{code}/revoke", post(routes::lots::revoke_lot))
+        .route("/api/lots/{code}/qr.svg", get(routes::lots::lot_qr_svg))
+        .route("/api/lots/{code}/qr.png", get(routes::lots::lot_qr_png))
+        .route("/api/tags", post(routes::lots::issue_tags))
+        .route("/api/tags/{code}", get(routes::lots::get_tag))
+        .route("/api/tags/{code}/register", post(routes::lots::register_tag))
+        .route("/api/labels", get(routes::lots::labels))
+        .route("/api/scans/flagged", get(routes::lots::flagged))
+        .route("/api/epcis/events", get(routes::lots::epcis_events))
         .route("/api/trees/{id}/records", get(routes::records::list_records).post(routes::records::add_record))
         .route(
             "/api/trees/{id}/photos",
@@ -206,6 +248,10 @@ pub struct Config {
     pub map: MapSettings,
     /// Bound of the rendered-tile cache, in bytes.
     pub tile_cache_bytes: usize,
+    /// The signing-key file (`None`: a key made up for this process only).
+    pub key_file: Option<std::path::PathBuf>,
+    /// The base URL printed in QR codes (`None`: the origin of each request).
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -218,6 +264,8 @@ impl Default for Config {
             hygiene: Hygiene::default(),
             map: MapSettings::default(),
             tile_cache_bytes: tilecache::DEFAULT_TILE_CACHE_BYTES,
+            key_file: None,
+            public_url: None,
         }
     }
 }
@@ -229,6 +277,9 @@ pub enum StartError {
     /// Loading the trees failed.
     #[error("cannot load trees: {0}")]
     Load(#[from] store::Error),
+    /// The signing-key file cannot be read or created.
+    #[error("signing keys: {0}")]
+    Keys(String),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -257,6 +308,10 @@ impl Application {
         state.photos = config.photo_dir.clone().map(|dir| Arc::new(store::photos::PhotoStore::new(dir)));
         state.max_photo_bytes = config.max_photo_bytes;
         state.map = Arc::new(config.map.clone());
+        state.trace = Arc::new(match &config.key_file {
+            Some(path) => trace::Trace::from_key_file(path, config.public_url.clone()).map_err(StartError::Keys)?,
+            None => trace::Trace::ephemeral(config.public_url.clone()),
+        });
         Ok(Self { listener, state, follow_every: config.follow_every })
     }
 
@@ -277,10 +332,16 @@ impl Application {
     ) -> std::io::Result<()> {
         let follower =
             tokio::spawn(follow_changes(self.state.cache.clone(), self.state.store.clone(), self.follow_every));
+        let (trace, store) = (self.state.trace.clone(), self.state.store.clone());
+        let keeper = tokio::spawn(trace::keep_up(trace.clone(), store.clone(), Duration::from_secs(2)));
         let result = axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         follower.abort();
+        keeper.abort();
+        if let Err(e) = trace.scans.flush(store.as_ref()).await {
+            tracing::warn!(error = %e, "scan counts not written at shutdown");
+        }
         result
     }
 }

@@ -430,6 +430,11 @@ fn is_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// An HTML page made for people (the resolver's "unknown code" pages): kept as it is.
+fn is_page(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"))
+}
+
 fn error_code(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "bad_request",
@@ -455,7 +460,7 @@ fn error_code(status: StatusCode) -> &'static str {
     }
 }
 
-/// Middleware: every 4xx/5xx response that is not JSON already (axum's plain-text
+/// Middleware: every 4xx/5xx response that is not JSON already, nor an HTML page (axum's plain-text
 /// extractor rejections: 400, 413, 415, 422; its empty 405; a 408) becomes
 /// `{"error":{"code","message"}}` with the same status and headers. 4xx messages keep
 /// the original text; 5xx messages are opaque and the text is logged.
@@ -463,7 +468,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(response.headers())
+        || is_page(response.headers())
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -226,7 +226,7 @@ fn operations() -> Vec<Op> {
     let tree_id = pref("treeKey");
     let orchard_id = pref("orchardId");
     let tree_reply = |d: &str| json!({ "description": d, "headers": { "ETag": etag_header() }, "content": content("application/geo+json", sref("TreeFeature")) });
-    vec![
+    let mut ops = vec![
         Op {
             method: "GET",
             path: "/",
@@ -872,9 +872,20 @@ fn operations() -> Vec<Op> {
             path: "/api/trees/{id}/qr.svg",
             id: "treeQr",
             tag: "trees",
-            summary: "The QR code of a tree's tag (error correction Q, quiet zone), encoding the URL of its record",
-            parameters: vec![pref("treeKey")],
+            summary: "The QR code of a tree's tag: its signed public link (GS1 Digital Link), level Q by default, 4-module quiet zone",
+            parameters: qr_parameters(pref("treeKey"), "Q", "Total width in pixels (16-4096); default: scalable."),
             responses: vec![("200", reply("The QR code.", "image/svg+xml", json!({ "type": "string" })))],
+            errors: &[400, 404, 410],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/trees/{id}/qr.png",
+            id: "treeQrPng",
+            tag: "trees",
+            summary: "The QR code of a tree's tag as PNG (signed public link, level Q by default)",
+            parameters: qr_parameters(pref("treeKey"), "Q", "Pixels per module (1-40), default 8."),
+            responses: vec![("200", reply("The QR code.", "image/png", binary()))],
             errors: &[400, 404, 410],
             ..Op::default()
         },
@@ -926,6 +937,335 @@ fn operations() -> Vec<Op> {
                 ("304", json!({ "description": "Not modified (If-None-Match matched the ETag)." })),
             ],
             errors: &[400],
+            ..Op::default()
+        },
+    ];
+    ops.extend(trace_operations());
+    ops
+}
+
+/// `ec` and `size` of the QR endpoints, after the path parameter.
+fn qr_parameters(key: Value, default_ec: &str, size: &str) -> Vec<Value> {
+    vec![
+        key,
+        query(
+            "ec",
+            "Error correction level.",
+            json!({ "type": "string", "enum": ["L", "M", "Q", "H"], "default": default_ec }),
+        ),
+        query("size", size, json!({ "type": "integer", "minimum": 1 })),
+    ]
+}
+
+/// The traceability routes: resolver, pages, lots, tags, labels, EPCIS, scans.
+fn trace_operations() -> Vec<Op> {
+    let code = path_param("code", "A tree tag code (7 characters) or a lot code (L + 7).", json!({ "type": "string" }));
+    let lot_code = path_param("code", "A lot code (L + 7 characters).", json!({ "type": "string" }));
+    let resolver_params = |p: Vec<Value>| {
+        let mut p = p;
+        p.push(query("8030", "The label's signature (GS1 AI 8030), base64url.", json!({ "type": "string" })));
+        p.push(query(
+            "linkType",
+            "A link type (gs1:pip, gs1:traceability, gs1:epcis, gs1:certificationInfo, gs1:locationInfo) to be redirected to, or linkset/all.",
+            json!({ "type": "string" }),
+        ));
+        p.push(query(
+            "lang",
+            "vi, en or zh: serve the page in this language (else redirect by Accept-Language).",
+            json!({ "type": "string", "enum": ["vi", "en", "zh"] }),
+        ));
+        p
+    };
+    let resolved = || {
+        vec![
+            (
+                "200",
+                json!({ "description": "The page (with `lang`), or the linkset (`Accept: application/linkset+json`, `linkType=linkset`).", "content": {
+                "text/html": { "schema": { "type": "string" } },
+                "application/linkset+json": { "schema": sref("Linkset") }
+            } }),
+            ),
+            (
+                "307",
+                json!({ "description": "To the page in the reader's language, or to the link of the `linkType` asked for." }),
+            ),
+        ]
+    };
+    let lot_reply = |d: &str| reply(d, "application/json", sref("LotReply"));
+    vec![
+        Op {
+            method: "GET",
+            path: "/t/{code}",
+            id: "treeLink",
+            tag: "trace",
+            summary: "A tree's public link (short form): its page in Vietnamese, English or Chinese, or its linkset; an issued tag no tree has yet opens the registration page",
+            parameters: resolver_params(vec![code.clone()]),
+            responses: resolved(),
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/414/{gln}/254/{code}",
+            id: "treeLinkGs1",
+            tag: "trace",
+            summary: "A tree's GS1 Digital Link (orchard GLN, AI 414, + tree code as extension, AI 254): redirected to its page, or its linkset",
+            parameters: resolver_params(vec![
+                path_param("gln", "The orchard's GLN (13 digits).", json!({ "type": "string" })),
+                code.clone(),
+            ]),
+            responses: resolved(),
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/l/{code}",
+            id: "lotLink",
+            tag: "trace",
+            summary: "A harvest lot's public link (short form): the buyer's page (origin, planting-area code, harvest date, lab results, pre-harvest intervals, genuineness) or its linkset",
+            parameters: resolver_params(vec![lot_code.clone()]),
+            responses: resolved(),
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/01/{gtin}/10/{lot}",
+            id: "lotLinkGs1",
+            tag: "trace",
+            summary: "A harvest lot's GS1 Digital Link (GTIN, AI 01, + lot, AI 10): redirected to its page, or its linkset",
+            parameters: resolver_params(vec![
+                path_param("gtin", "The product's GTIN (8, 12, 13 or 14 digits).", json!({ "type": "string" })),
+                path_param("lot", "The lot code.", json!({ "type": "string" })),
+            ]),
+            responses: resolved(),
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/.well-known/jwks.json",
+            id: "jwks",
+            tag: "trace",
+            summary: "The Ed25519 public keys (JWKS, RFC 8037) that sign tree and lot links, with each key's status",
+            responses: vec![("200", reply("The key set.", "application/jwk-set+json", json!({ "type": "object" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/.well-known/gs1resolver",
+            id: "resolverDescription",
+            tag: "trace",
+            summary: "What this GS1 Digital Link resolver serves: primary keys, qualifiers, link types, languages, signatures",
+            responses: vec![("200", reply("The description.", "application/json", json!({ "type": "object" })))],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/lots",
+            id: "listLots",
+            tag: "trace",
+            summary: "Harvest lots, newest first",
+            parameters: vec![query("orchard", "Only this orchard's lots.", json!({ "type": "string" }))],
+            responses: vec![(
+                "200",
+                reply(
+                    "The lots.",
+                    "application/json",
+                    json!({ "type": "object", "required": ["lots"], "properties": { "lots": { "type": "array", "items": sref("LotReply") } } }),
+                ),
+            )],
+            errors: &[400],
+            ..Op::default()
+        },
+        Op {
+            method: "POST",
+            path: "/api/lots",
+            id: "createLot",
+            tag: "trace",
+            summary: "Create a harvest lot (farmer for their orchards, volunteer, admin); an orchard without a planting-area code needs `domestic: true`",
+            access: Access::Token,
+            body: Some(json_body(sref("NewLot"), "The lot.")),
+            responses: vec![("201", lot_reply("The lot, its signed link and label sheet."))],
+            errors: &[400, 403, 422],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/lots/{code}",
+            id: "getLot",
+            tag: "trace",
+            summary: "One harvest lot with its signed link",
+            parameters: vec![lot_code.clone()],
+            responses: vec![("200", lot_reply("The lot."))],
+            errors: &[404],
+            ..Op::default()
+        },
+        Op {
+            method: "POST",
+            path: "/api/lots/{code}/revoke",
+            id: "revokeLot",
+            tag: "trace",
+            summary: "Revoke a lot's labels (admin): its page says so from now on",
+            access: Access::Token,
+            parameters: vec![lot_code.clone()],
+            body: Some(json_body(
+                json!({ "type": "object", "required": ["reason"], "additionalProperties": false, "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 500 } } }),
+                "Why.",
+            )),
+            responses: vec![(
+                "200",
+                reply(
+                    "The revoked lot.",
+                    "application/json",
+                    json!({ "type": "object", "required": ["lot"], "properties": { "lot": sref("Lot") } }),
+                ),
+            )],
+            errors: &[400, 403, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/lots/{code}/qr.svg",
+            id: "lotQr",
+            tag: "trace",
+            summary: "The QR code of a lot's label: its signed public link, level M by default",
+            parameters: qr_parameters(lot_code.clone(), "M", "Total width in pixels (16-4096); default: scalable."),
+            responses: vec![("200", reply("The QR code.", "image/svg+xml", json!({ "type": "string" })))],
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/lots/{code}/qr.png",
+            id: "lotQrPng",
+            tag: "trace",
+            summary: "The QR code of a lot's label as PNG",
+            parameters: qr_parameters(lot_code, "M", "Pixels per module (1-40), default 8."),
+            responses: vec![("200", reply("The QR code.", "image/png", binary()))],
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
+            method: "POST",
+            path: "/api/tags",
+            id: "issueTags",
+            tag: "trace",
+            summary: "Reserve N tag codes for pre-printed tags (volunteer, admin)",
+            access: Access::Token,
+            body: Some(json_body(
+                json!({ "type": "object", "required": ["count"], "additionalProperties": false, "properties": { "count": { "type": "integer", "minimum": 1, "maximum": 10000 } } }),
+                "How many.",
+            )),
+            responses: vec![(
+                "201",
+                reply(
+                    "The batch.",
+                    "application/json",
+                    json!({ "type": "object", "required": ["batch", "codes", "issued_at", "labels"], "properties": {
+                "batch": { "type": "integer" }, "codes": { "type": "array", "items": { "type": "string" } },
+                "issued_at": { "type": "string", "format": "date-time" }, "labels": { "type": "string" } } }),
+                ),
+            )],
+            errors: &[400, 403],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/tags/{code}",
+            id: "getTag",
+            tag: "trace",
+            summary: "An issued tag: its batch, the tree carrying it and every assignment",
+            parameters: vec![code.clone()],
+            responses: vec![("200", reply("The tag.", "application/json", json!({ "type": "object" })))],
+            errors: &[404],
+            ..Op::default()
+        },
+        Op {
+            method: "POST",
+            path: "/api/tags/{code}/register",
+            id: "registerTag",
+            tag: "trace",
+            summary: "Put an issued tag on the tree at the phone's position (volunteer, admin); re-assigning a tag in use needs an admin and `reassign: true`",
+            access: Access::Token,
+            parameters: vec![code],
+            body: Some(json_body(sref("TagRegistration"), "The tree.")),
+            responses: vec![
+                ("201", reply("The new tree and its page.", "application/json", json!({ "type": "object" }))),
+                ("200", reply("The re-assigned tree.", "application/json", json!({ "type": "object" }))),
+            ],
+            errors: &[400, 403, 404, 409, 422],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/labels",
+            id: "labels",
+            tag: "trace",
+            summary: "A4 label sheets (PDF or SVG): an orchard's tree tags, a batch of pre-printed tags, or a lot's fruit labels; cut marks, modules ≥ 0.5 mm for tags",
+            access: Access::Token,
+            parameters: vec![
+                query("orchard", "Tags for this orchard's trees.", json!({ "type": "string" })),
+                query("batch", "Tags of this batch of pre-printed codes.", json!({ "type": "integer" })),
+                query("lot", "Fruit labels of this lot.", json!({ "type": "string" })),
+                query(
+                    "count",
+                    "Number of lot labels (default: its boxes).",
+                    json!({ "type": "integer", "minimum": 1, "maximum": 5000 }),
+                ),
+                query("format", "pdf or svg.", json!({ "type": "string", "enum": ["pdf", "svg"], "default": "pdf" })),
+                query(
+                    "ec",
+                    "Error correction level (default Q for tags, M for fruit labels).",
+                    json!({ "type": "string", "enum": ["L", "M", "Q", "H"] }),
+                ),
+            ],
+            responses: vec![(
+                "200",
+                json!({ "description": "The sheets.", "content": { "application/pdf": { "schema": binary() }, "image/svg+xml": { "schema": { "type": "string" } } } }),
+            )],
+            errors: &[400, 403, 404, 413],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/scans/flagged",
+            id: "flaggedScans",
+            tag: "trace",
+            summary: "Codes scanned far more often than their lot has boxes, or from implausibly many places (admin)",
+            access: Access::Token,
+            responses: vec![(
+                "200",
+                reply(
+                    "Flagged codes.",
+                    "application/json",
+                    json!({ "type": "object", "required": ["flagged"], "properties": { "flagged": { "type": "array", "items": { "type": "object" } } } }),
+                ),
+            )],
+            errors: &[403],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
+            path: "/api/epcis/events",
+            id: "epcisEvents",
+            tag: "trace",
+            summary: "EPCIS 2.0 JSON-LD events of a tree, a lot or an orchard: commissioning (ObjectEvent ADD), harvest (TransformationEvent), packing (AggregationEvent)",
+            parameters: vec![
+                query("tree", "A tree code.", json!({ "type": "string" })),
+                query("lot", "A lot code.", json!({ "type": "string" })),
+                query("orchard", "An orchard id.", json!({ "type": "string" })),
+            ],
+            responses: vec![(
+                "200",
+                reply(
+                    "An EPCISDocument.",
+                    "application/ld+json",
+                    json!({ "type": "object", "required": ["@context", "type", "schemaVersion", "epcisBody"] }),
+                ),
+            )],
+            errors: &[400, 404, 413],
             ..Op::default()
         },
     ]
@@ -1102,6 +1442,7 @@ fn schemas() -> Value {
         "district": { "type": "string" },
         "province": { "type": "string" },
         "planting_area_code": { "type": "string", "nullable": true, "description": "Planting-area code (mã số vùng trồng), e.g. VN-DLOR-0123." },
+        "gln": { "type": "string", "nullable": true, "description": "The orchard's GS1 GLN (13 digits, valid check digit): its trees' links become /414/{gln}/254/{code}." },
     });
     let mut orchard_input = orchard_fields.clone();
     orchard_input["boundary"] =
@@ -1580,7 +1921,106 @@ fn schemas() -> Value {
             }
         }),
     );
+    merge(&mut all, trace_schemas());
     Value::Object(all)
+}
+
+/// Schemas of the traceability routes.
+fn trace_schemas() -> Value {
+    let date = json!({ "type": "string", "format": "date" });
+    let lab = json!({
+        "type": "object",
+        "required": ["analyte", "laboratory", "tested_on"],
+        "additionalProperties": false,
+        "properties": {
+            "analyte": { "type": "string", "enum": ["cadmium", "auramine_o"] },
+            "value_mg_per_kg": { "type": "number", "nullable": true, "minimum": 0, "description": "Level found; null: not detected." },
+            "laboratory": { "type": "string", "minLength": 1, "maxLength": 200 },
+            "tested_on": date,
+            "report_no": { "type": "string", "maxLength": 100 }
+        }
+    });
+    let trees = json!({
+        "description": "`\"whole_orchard\"`, or `{\"trees\": [id, ...]}` (trees of the lot's orchard).",
+        "oneOf": [
+            { "type": "string", "enum": ["whole_orchard"] },
+            { "type": "object", "required": ["trees"], "properties": { "trees": { "type": "array", "items": { "type": "integer" }, "minItems": 1 } } }
+        ]
+    });
+    json!({
+        "NewLot": {
+            "type": "object",
+            "required": ["orchard_id", "trees", "harvest_date", "weight_kg"],
+            "additionalProperties": false,
+            "properties": {
+                "orchard_id": { "type": "string" },
+                "trees": trees,
+                "harvest_date": date,
+                "weight_kg": { "type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1000000 },
+                "boxes": { "type": "integer", "nullable": true, "minimum": 1, "maximum": 1000000 },
+                "packing_house": { "type": "string", "nullable": true, "maxLength": 40 },
+                "lab_results": { "type": "array", "items": lab },
+                "domestic": { "type": "boolean", "default": false, "description": "For the domestic market: needed when the orchard has no planting-area code." },
+                "gtin": { "type": "string", "nullable": true, "description": "GTIN-8/12/13/14 with a valid check digit." }
+            }
+        },
+        "Lot": {
+            "type": "object",
+            "required": ["id", "code", "orchard_id", "tree_ids", "whole_orchard", "harvest_date", "weight_kg", "lab_results", "domestic", "created_by", "created_at"],
+            "properties": {
+                "id": { "type": "integer" },
+                "code": { "type": "string" },
+                "orchard_id": { "type": "string" },
+                "tree_ids": { "type": "array", "items": { "type": "integer" } },
+                "whole_orchard": { "type": "boolean" },
+                "harvest_date": date,
+                "weight_kg": { "type": "number" },
+                "boxes": { "type": "integer", "nullable": true },
+                "packing_house": { "type": "string", "nullable": true },
+                "lab_results": { "type": "array", "items": lab },
+                "domestic": { "type": "boolean" },
+                "gtin": { "type": "string", "nullable": true },
+                "created_by": { "type": "string" },
+                "created_by_id": { "type": "integer", "nullable": true },
+                "created_at": { "type": "string", "format": "date-time" },
+                "revoked_at": { "type": "string", "format": "date-time", "nullable": true },
+                "revoked_reason": { "type": "string", "nullable": true }
+            }
+        },
+        "LotReply": {
+            "type": "object",
+            "required": ["lot", "url", "page", "labels"],
+            "properties": {
+                "lot": sref("Lot"),
+                "url": { "type": "string", "description": "The signed public link printed on its labels." },
+                "page": { "type": "string" },
+                "labels": { "type": "string", "description": "The label sheet (PDF)." }
+            }
+        },
+        "TagRegistration": {
+            "type": "object",
+            "required": ["lon", "lat", "cultivar", "health"],
+            "additionalProperties": false,
+            "properties": {
+                "lon": { "type": "number" },
+                "lat": { "type": "number" },
+                "accuracy_m": { "type": "number", "nullable": true },
+                "cultivar": { "type": "string" },
+                "planted_year": { "type": "integer", "nullable": true },
+                "health": { "type": "string", "enum": ["good", "fair", "poor", "dead"] },
+                "height_m": { "type": "number", "nullable": true },
+                "orchard": { "type": "string", "nullable": true, "description": "Default: the orchard whose boundary holds the position." },
+                "reassign": { "type": "boolean", "default": false, "description": "Admin only: move a tag in use to this tree." },
+                "note": { "type": "string", "nullable": true }
+            }
+        },
+        "Linkset": {
+            "type": "object",
+            "required": ["linkset"],
+            "description": "RFC 9264 linkset: relation types (GS1 Web Vocabulary URIs) to link targets.",
+            "properties": { "linkset": { "type": "array", "items": { "type": "object", "required": ["anchor"] } } }
+        }
+    })
 }
 
 /// The OpenAPI 3.0.3 document.
@@ -1611,6 +2051,7 @@ pub fn document() -> Value {
             { "name": "export", "description": "Downloads." },
             { "name": "ogc", "description": "OGC API – Features, Part 1 (Core, GeoJSON, OpenAPI 3.0)." },
             { "name": "map", "description": "The map page, its MapLibre style and scripts." },
+            { "name": "trace", "description": "Traceability: GS1 Digital Link resolver, tree and lot pages, harvest lots, tags, labels, EPCIS, signatures." },
             { "name": "service", "description": "Health, metrics, this document." }
         ],
         "paths": paths,

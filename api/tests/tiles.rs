@@ -310,11 +310,19 @@ fn decode_qr_svg(svg: &str) -> String {
     let side: usize = svg.split("viewBox=\"0 0 ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     let path = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
     let mut dark = vec![false; side * side];
-    for square in path.split('z').filter(|s| !s.is_empty()) {
-        let xy = square.trim_start_matches('M').split('h').next().unwrap();
+    // One `M x y h w v h h-w z` per rectangle of dark modules.
+    for rect in path.split('z').filter(|s| !s.is_empty()) {
+        let (xy, rest) = rect.trim_start_matches('M').split_once('h').unwrap();
         let (x, y) = xy.split_once(' ').unwrap();
         let (x, y): (usize, usize) = (x.parse().unwrap(), y.parse().unwrap());
-        dark[y * side + x] = true;
+        let (w, rest) = rest.split_once('v').unwrap();
+        let h = rest.split('h').next().unwrap();
+        let (w, h): (usize, usize) = (w.parse().unwrap(), h.parse().unwrap());
+        for yy in y..y + h {
+            for xx in x..x + w {
+                dark[yy * side + xx] = true;
+            }
+        }
     }
     const PX: usize = 6;
     let mut img = rqrr::PreparedImage::prepare_from_greyscale(side * PX, side * PX, |x, y| {
@@ -336,10 +344,16 @@ async fn a_tree_tag_qr_code_decodes_to_the_tree_record() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "image/svg+xml");
     let svg = String::from_utf8(r.bytes).unwrap();
-    assert_eq!(decode_qr_svg(&svg), format!("http://om.example/api/trees/{code}"));
-    // By tag code too; the URL it holds opens the tree.
+    // The tag holds the tree's signed public link (issue: QR traceability).
+    let url = decode_qr_svg(&svg);
+    assert!(url.starts_with(&format!("http://om.example/t/{code}?8030=")), "{url}");
+    assert_eq!(r.headers["x-qr-content"], url.as_str());
+    // By tag code too; the link it holds opens the tree's page, genuine.
     let by_code = get(s, &format!("/api/trees/{code}/qr.svg"), None).await;
     assert_eq!(by_code.status, StatusCode::OK);
-    assert_eq!(get(s, &format!("/api/trees/{code}"), None).await.body["id"], id);
+    let page = get(s, &format!("{}&lang=en", url.trim_start_matches("http://om.example")), None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = String::from_utf8(page.bytes).unwrap();
+    assert!(html.contains(&code) && html.contains("class=\"banner genuine\""));
     assert_eq!(get(s, "/api/trees/999999/qr.svg", None).await.status, StatusCode::NOT_FOUND);
 }

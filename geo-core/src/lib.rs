@@ -26,6 +26,7 @@ mod bbox;
 mod brief;
 mod code;
 pub mod crs;
+pub mod epcis;
 mod error;
 mod filter;
 mod geodesy;
@@ -36,6 +37,9 @@ mod locate;
 pub mod lot;
 mod model;
 mod record;
+pub mod scan;
+pub mod trace;
+pub mod trust;
 mod validate;
 
 pub use account::{Actor, Role, User, UserId};

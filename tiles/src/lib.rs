@@ -9,6 +9,8 @@
 //!   spherical Web Mercator (EPSG:3857).
 //! * [`mvt`]: a dependency-free MVT 2.1 encoder ([`mvt::LayerBuilder`],
 //!   [`mvt::TileBuilder`]) and a strict decoder ([`mvt::decode`]) for tests.
+//! * [`print`]: QR codes (SVG, PNG) and printable A4 sheets of tree tags and
+//!   fruit labels (SVG, PDF).
 //!
 //! ```
 //! use geo_core::LonLat;
@@ -45,6 +47,7 @@ pub mod cluster;
 mod error;
 pub mod mvt;
 pub mod pmtiles;
+pub mod print;
 pub mod raster;
 mod tile;
 

@@ -108,7 +108,7 @@ fn apply(orchard: &mut Orchard, body: &Map<String, Value>) -> Result<()> {
     for key in body.keys() {
         if !matches!(
             key.as_str(),
-            "id" | "name" | "owner" | "commune" | "district" | "province" | "planting_area_code" | "boundary"
+            "id" | "name" | "owner" | "commune" | "district" | "province" | "planting_area_code" | "gln" | "boundary"
         ) {
             return Err(AppError::bad("body", format!("unknown field {key:?}")));
         }
@@ -130,6 +130,9 @@ fn apply(orchard: &mut Orchard, body: &Map<String, Value>) -> Result<()> {
     }
     if body.contains_key("planting_area_code") {
         orchard.planting_area_code = string(body, "planting_area_code")?.filter(|c| !c.is_empty());
+    }
+    if body.contains_key("gln") {
+        orchard.gln = string(body, "gln")?.filter(|c| !c.is_empty());
     }
     if let Some(b) = body.get("boundary") {
         orchard.boundary = boundary(b)?;

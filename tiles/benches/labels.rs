@@ -1,0 +1,2 @@
+// Placeholder until the labels bench is written.
+fn main() {}
