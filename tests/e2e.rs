@@ -557,3 +557,114 @@ async fn an_offline_pack_from_the_command_line_holds_the_served_tiles() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("tiles, more than"));
     assert!(!dir.path().join("big.pmtiles").exists());
 }
+
+fn run(args: &[&str], db: &Path) -> std::process::Output {
+    Command::new(BIN).args(args).arg("--db").arg(db).env("RUST_LOG", "warn").output().expect("run orchardmap")
+}
+
+/// The signed link a tree's tag holds, as the running server prints it.
+async fn served_tag_url(base: &str, code: &str) -> String {
+    let resp = reqwest::get(format!("{base}/api/trees/{code}/qr.svg")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.headers()["x-qr-content"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn labels_tags_and_offline_verification_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let server = start(&db, true);
+    let keys = dir.path().join("demo.db.keys.json");
+    assert!(keys.exists(), "the key file is created beside the database");
+    let (_, orchards) = get(&format!("{}/api/orchards", server.base)).await;
+    let orchard = features(&orchards)[0]["properties"]["id"].as_str().unwrap().to_string();
+    let (_, trees) = get(&format!("{}/api/trees?orchard={orchard}&limit=1000", server.base)).await;
+    let codes: Vec<String> =
+        features(&trees).iter().map(|f| f["properties"]["code"].as_str().unwrap().to_string()).collect();
+    assert!(!codes.is_empty());
+
+    // Tag sheets of the orchard, PDF and SVG, with the public base URL.
+    for format in ["pdf", "svg"] {
+        let out = dir.path().join(format!("tags.{format}"));
+        let args = ["labels", "--orchard", &orchard, "--format", format, "--public-url", "https://om.example"];
+        let o = Command::new(BIN).args(args).arg("--out").arg(&out).arg("--db").arg(&db).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let bytes = std::fs::read(&out).unwrap();
+        if format == "pdf" {
+            assert!(bytes.starts_with(b"%PDF-"));
+        } else {
+            let svg = String::from_utf8(bytes).unwrap();
+            assert!(codes.iter().all(|c| svg.contains(c.as_str())), "every tree's code is on the sheet");
+        }
+    }
+    let o = run(&["labels", "--orchard", "NO-SUCH", "--out", "x.pdf", "--public-url", "https://om.example"], &db);
+    assert!(!o.status.success() && text(&o).contains("NO-SUCH"), "{}", text(&o));
+
+    // Pre-printed tags: a batch of 5, each opening the registration page.
+    let sheet = dir.path().join("batch.svg");
+    let o = Command::new(BIN)
+        .args(["tags", "issue", "--count", "5", "--format", "svg", "--public-url", "https://om.example", "--out"])
+        .arg(&sheet)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let svg = std::fs::read_to_string(&sheet).unwrap();
+    let issued = String::from_utf8_lossy(&o.stdout).to_string();
+    let first = issued.split('(').nth(1).unwrap().split(' ').next().unwrap().to_string();
+    assert!(svg.contains(&first), "{issued}");
+    let page = reqwest::get(format!("{}/t/{first}?lang=en", server.base)).await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("/api/tags/{first}/register")));
+
+    // Offline verification: genuine, tampered, with the local keys or a saved JWKS.
+    let url = served_tag_url(&server.base, &codes[0]).await;
+    let o = Command::new(BIN).args(["verify", &url, "--db"]).arg(&db).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("genuine"));
+    let other = served_tag_url(&server.base, &codes[1]).await;
+    let forged = format!("{}?8030={}", url.split('?').next().unwrap(), other.split("8030=").nth(1).unwrap());
+    let o = Command::new(BIN).args(["verify", &forged, "--db"]).arg(&db).output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let unsigned = url.split('?').next().unwrap().to_string();
+    assert_eq!(Command::new(BIN).args(["verify", &unsigned, "--db"]).arg(&db).output().unwrap().status.code(), Some(3));
+    let jwks = dir.path().join("jwks.json");
+    let served = reqwest::get(format!("{}/.well-known/jwks.json", server.base)).await.unwrap().text().await.unwrap();
+    std::fs::write(&jwks, &served).unwrap();
+    let o = Command::new(BIN).args(["verify", &url, "--jwks"]).arg(&jwks).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // Rotation: the server signs with the new key within seconds; old labels stay genuine.
+    let old_kid: Value = serde_json::from_str(&served).unwrap();
+    let old_kid = old_kid["keys"][0]["kid"].as_str().unwrap().to_string();
+    let o = run(&["keys", "rotate"], &db);
+    assert!(o.status.success(), "{}", text(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new_url = loop {
+        let u = served_tag_url(&server.base, &codes[0]).await;
+        if u != url {
+            break u;
+        }
+        assert!(Instant::now() < deadline, "the server did not pick up the rotated key");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for u in [&url, &new_url] {
+        let o = Command::new(BIN).args(["verify", u, "--db"]).arg(&db).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    // Revoking the old key: its labels are reported revoked, offline and on the page.
+    let o = run(&["keys", "revoke", &old_kid], &db);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = Command::new(BIN).args(["verify", &url, "--db"]).arg(&db).output().unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = reqwest::get(format!("{}/{path}&lang=en", server.base)).await.unwrap().text().await.unwrap();
+        if page.contains("class=\"banner revoked\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page does not say revoked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -166,6 +166,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/tags/{code}/register"),
     ("GET", "/api/labels"),
     ("GET", "/api/scans/flagged"),
+    ("POST", "/api/scans/{code}/place"),
     ("GET", "/api/epcis/events"),
 ];
 
@@ -207,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tags/{code}/register", post(routes::lots::register_tag))
         .route("/api/labels", get(routes::lots::labels))
         .route("/api/scans/flagged", get(routes::lots::flagged))
+        .route("/api/scans/{code}/place", post(routes::resolver::share_place))
         .route("/api/epcis/events", get(routes::lots::epcis_events))
         .route("/api/trees/{id}/records", get(routes::records::list_records).post(routes::records::add_record))
         .route(

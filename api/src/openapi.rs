@@ -1247,6 +1247,21 @@ fn trace_operations() -> Vec<Op> {
             ..Op::default()
         },
         Op {
+            method: "POST",
+            path: "/api/scans/{code}/place",
+            id: "sharePlace",
+            tag: "trace",
+            summary: "A reader of a tree or lot page shares where they are; only a ~11 km cell and the hour are kept",
+            parameters: vec![path_param("code", "The tree or lot code on the page.", json!({ "type": "string" }))],
+            body: Some(json_body(
+                json!({ "type": "object", "required": ["lat", "lon"], "additionalProperties": false, "properties": { "lat": { "type": "number" }, "lon": { "type": "number" } } }),
+                "The position.",
+            )),
+            responses: vec![("204", json!({ "description": "Counted." }))],
+            errors: &[400, 404],
+            ..Op::default()
+        },
+        Op {
             method: "GET",
             path: "/api/epcis/events",
             id: "epcisEvents",

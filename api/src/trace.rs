@@ -232,30 +232,50 @@ impl ScanBook {
         let place = place.unwrap_or_default();
         let known = lock(&self.tallies).contains_key(code);
         if !known {
-            let stored = store.scan_counts(code).await?;
-            let pending: Vec<((DateTime<Utc>, String), u64)> = lock(&self.pending)
-                .iter()
-                .filter(|((c, _, _), _)| c == code)
-                .map(|((_, h, p), n)| ((*h, p.clone()), *n))
-                .collect();
-            let mut rows = BTreeMap::new();
-            for s in stored {
-                *rows.entry((s.hour, s.place)).or_insert(0) += s.count;
-            }
-            for (k, n) in pending {
-                *rows.entry(k).or_insert(0) += n;
-            }
-            let mut tallies = lock(&self.tallies);
-            if tallies.len() >= MAX_TALLIES {
-                tallies.clear();
-            }
-            tallies.entry(code.to_string()).or_insert(rows);
+            self.load(store, code).await?;
         }
         *lock(&self.pending).entry((code.to_string(), hour, place.clone())).or_insert(0) += 1;
         let mut tallies = lock(&self.tallies);
         let rows = tallies.entry(code.to_string()).or_default();
         *rows.entry((hour, place)).or_insert(0) += 1;
         Ok(tally_of(rows))
+    }
+
+    /// Records that a reader of `code` shared their coarse place this hour: the
+    /// place counts towards the code's distinct places, not as another scan.
+    pub async fn report_place(
+        &self,
+        store: &dyn Storage,
+        code: &str,
+        place: String,
+        now: DateTime<Utc>,
+    ) -> store::Result<geo_core::scan::ScanTally> {
+        if !lock(&self.tallies).contains_key(code) {
+            // Loads the stored counts (and counts nothing).
+            self.load(store, code).await?;
+        }
+        let hour = geo_core::scan::coarse_hour(now);
+        lock(&self.pending).entry((code.to_string(), hour, place.clone())).or_insert(0);
+        let mut tallies = lock(&self.tallies);
+        let rows = tallies.entry(code.to_string()).or_default();
+        rows.entry((hour, place)).or_insert(0);
+        Ok(tally_of(rows))
+    }
+
+    async fn load(&self, store: &dyn Storage, code: &str) -> store::Result<()> {
+        let stored = store.scan_counts(code).await?;
+        let mut rows = rows_of(&stored);
+        for ((c, h, p), n) in lock(&self.pending).iter() {
+            if c == code {
+                *rows.entry((*h, p.clone())).or_insert(0) += n;
+            }
+        }
+        let mut tallies = lock(&self.tallies);
+        if tallies.len() >= MAX_TALLIES {
+            tallies.clear();
+        }
+        tallies.entry(code.to_string()).or_insert(rows);
+        Ok(())
     }
 
     /// The tally of a code from what this process holds (`None`: not seen yet).

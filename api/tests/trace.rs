@@ -446,3 +446,34 @@ async fn scans_are_counted_and_copied_labels_are_flagged() {
     let stored: u64 = s.store.scan_counts(&code).await.unwrap().iter().map(|c| c.count).sum();
     assert_eq!(stored, limit + 1);
 }
+
+#[tokio::test]
+async fn shared_places_are_coarse_and_flag_a_tag_seen_in_many_places() {
+    let w = world().await;
+    let s = &w.state;
+    let code = code_of(s, w.trees_a[5]).await;
+    let page = html(&get(s, &format!("/t/{code}?lang=vi"), None).await);
+    assert!(page.contains(&format!("/api/scans/{code}/place")) && page.contains("Chia sẻ vị trí"));
+    // Two positions 200 m apart are one place; four cells ~20 km apart are four.
+    for (lat, lon) in [(12.68, 108.05), (12.6818, 108.05), (12.88, 108.25), (13.08, 108.45), (13.28, 108.65)] {
+        let r = send(s, "POST", &format!("/api/scans/{code}/place"), None, &[], json(json!({"lat": lat, "lon": lon})))
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    let bad =
+        send(s, "POST", &format!("/api/scans/{code}/place"), None, &[], json(json!({"lat": 95.0, "lon": 108.0}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let unknown =
+        send(s, "POST", "/api/scans/23456789/place", None, &[], json(json!({"lat": 12.0, "lon": 108.0}))).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let page = html(&get(s, &format!("/t/{code}?lang=en"), None).await);
+    assert!(page.contains("class=\"flags\""), "4 places flag a tree tag");
+    let flagged = get(s, "/api/scans/flagged", Some(&w.admin)).await;
+    let entry =
+        flagged.body["flagged"].as_array().unwrap().iter().find(|f| f["code"] == code.as_str()).cloned().unwrap();
+    assert_eq!(entry["places"], 4);
+    assert_eq!(entry["scans"], 2, "place reports are not scans; the two page views are");
+    // Only cells are stored, never the position.
+    let stored = s.store.scan_counts(&code).await.unwrap();
+    assert!(stored.iter().all(|c| c.place.is_empty() || c.place.matches('.').count() == 2), "{stored:?}");
+}

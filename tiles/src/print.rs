@@ -36,6 +36,7 @@ use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use qrcode::bits::Bits;
+use qrcode::canvas::{Canvas, MaskPattern};
 use qrcode::optimize::{Optimizer, Parser, Segment, total_encoded_len};
 use qrcode::types::{Mode, Version};
 
@@ -392,13 +393,96 @@ pub fn encode(data: &str, ec: EcLevel) -> Result<QrMatrix, PrintError> {
             }
             bits.push_segments(bytes, optimized.iter().copied()).map_err(qr_error)?;
             bits.push_terminator(qec).map_err(qr_error)?;
-            let code = qrcode::QrCode::with_bits(bits, qec).map_err(qr_error)?;
-            let width = code.width();
-            let dark = code.into_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+            let version = Version::Normal(v);
+            let (data, ec_data) =
+                qrcode::ec::construct_codewords(&bits.into_bytes(), version, qec).map_err(qr_error)?;
+            let mut canvas = Canvas::new(version, qec);
+            canvas.draw_all_functional_patterns();
+            canvas.draw_data(&data, &ec_data);
+            let width = (17 + 4 * v) as usize;
+            let dark = best_mask(&canvas, width);
             return Ok(QrMatrix { width, version: u8::try_from(v).unwrap_or(40), ec, dark });
         }
     }
     Err(PrintError::TooLong { chars: data.chars().count(), bytes: bytes.len(), ec })
+}
+
+/// The modules of `canvas` under the mask with the lowest penalty, as dark flags.
+///
+/// The same choice as `Canvas::apply_best_mask` of the qrcode crate (same scores, first of equal
+/// ones), which spends most of the time of an encoding on boxed closures and allocations.
+fn best_mask(canvas: &Canvas, width: usize) -> Vec<bool> {
+    let mut best: Option<(i64, Vec<bool>)> = None;
+    for pattern in MASKS {
+        let mut masked = canvas.clone();
+        masked.apply_mask(pattern);
+        let dark: Vec<bool> = masked.into_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+        let score = penalty(&dark, width);
+        if best.as_ref().is_none_or(|(lowest, _)| score < *lowest) {
+            best = Some((score, dark));
+        }
+    }
+    best.map(|(_, dark)| dark).unwrap_or_default()
+}
+
+const MASKS: [MaskPattern; 8] = [
+    MaskPattern::Checkerboard,
+    MaskPattern::HorizontalLines,
+    MaskPattern::VerticalLines,
+    MaskPattern::DiagonalLines,
+    MaskPattern::LargeCheckerboard,
+    MaskPattern::Fields,
+    MaskPattern::Diamonds,
+    MaskPattern::Meadow,
+];
+
+/// The mask penalty of ISO/IEC 18004 section 7.8.3 as the qrcode crate computes it: runs of five
+/// or more modules of one colour, 2 x 2 blocks of one colour, finder-like `#.###.#` patterns not
+/// followed or preceded by four light modules (outside the matrix counts as light), and the
+/// deviation of the dark share from 50 %.
+fn penalty(dark: &[bool], width: usize) -> i64 {
+    let at = |x: usize, y: usize, horizontal: bool| if horizontal { dark[y * width + x] } else { dark[x * width + y] };
+    let mut score = 0_i64;
+    for horizontal in [true, false] {
+        for line in 0..width {
+            // Runs.
+            let mut run = 1;
+            for i in 1..=width {
+                if i < width && at(i, line, horizontal) == at(i - 1, line, horizontal) {
+                    run += 1;
+                } else {
+                    if run >= 5 {
+                        score += run - 2;
+                    }
+                    run = 1;
+                }
+            }
+            // Finder-like patterns.
+            const PATTERN: [bool; 7] = [true, false, true, true, true, false, true];
+            let is_dark = |k: isize| k >= 0 && (k as usize) < width && at(k as usize, line, horizontal);
+            for j in 0..width.saturating_sub(6) {
+                if !(0..7).all(|k| at(j + k, line, horizontal) == PATTERN[k]) {
+                    continue;
+                }
+                let j = j as isize;
+                if !(j - 4..j).any(is_dark) || !(j + 7..j + 11).any(is_dark) {
+                    score += 40;
+                }
+            }
+        }
+    }
+    // Blocks.
+    for y in 0..width.saturating_sub(1) {
+        for x in 0..width - 1 {
+            let c = dark[y * width + x];
+            if dark[y * width + x + 1] == c && dark[(y + 1) * width + x] == c && dark[(y + 1) * width + x + 1] == c {
+                score += 3;
+            }
+        }
+    }
+    // Balance.
+    let ratio = (dark.iter().filter(|&&d| d).count() * 200 / dark.len().max(1)) as i64;
+    score + (ratio - 100).abs()
 }
 
 fn qr_error(e: qrcode::types::QrError) -> PrintError {
@@ -556,6 +640,29 @@ mod tests {
                 .map(|y| (0..qr.width).filter(|&x| qr.is_dark(x, y) && (x == 0 || !qr.is_dark(x - 1, y))).count())
                 .sum();
             assert!(qr.dark_rects().len() < runs, "merging rows must save rectangles");
+        }
+    }
+
+    #[test]
+    fn mask_choice_equals_the_qrcode_crate() {
+        for (data, v, ec) in [
+            ("https://orchardmap.example.vn/414/9520123456788/254/K7DW3QX", 4, qrcode::EcLevel::Q),
+            ("1", 1, qrcode::EcLevel::L),
+            ("HELLO WORLD 0123456789", 2, qrcode::EcLevel::H),
+            (&"Sầu riêng Ri6, Đắk Lắk. ".repeat(8), 12, qrcode::EcLevel::M),
+            (&"x".repeat(700), 20, qrcode::EcLevel::L),
+        ] {
+            let version = Version::Normal(v);
+            let mut bits = Bits::new(version);
+            bits.push_byte_data(data.as_bytes()).unwrap();
+            bits.push_terminator(ec).unwrap();
+            let (data, ec_data) = qrcode::ec::construct_codewords(&bits.into_bytes(), version, ec).unwrap();
+            let mut canvas = Canvas::new(version, ec);
+            canvas.draw_all_functional_patterns();
+            canvas.draw_data(&data, &ec_data);
+            let theirs: Vec<bool> =
+                canvas.apply_best_mask().into_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+            assert!(best_mask(&canvas, (17 + 4 * v) as usize) == theirs, "version {v}");
         }
     }
 

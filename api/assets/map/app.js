@@ -748,7 +748,25 @@
       await state.loading;
     }
     mark('loaded', state.tiled ? 'tiles' : 'geojson');
+    await openFromHash();
     if (E2E) await selfTest();
+  }
+
+  /* Links from the tree and lot pages: #tree=CODE opens the tree, #orchard=ID shows the orchard. */
+  async function openFromHash() {
+    const code = HASH.get('tree');
+    const orchard = HASH.get('orchard');
+    try {
+      if (code) {
+        const tree = await getJSON('/api/trees/' + encodeURIComponent(code));
+        state.map.jumpTo({ center: tree.geometry.coordinates, zoom: 18 });
+        await openTree(tree.id, tree.geometry.coordinates);
+      } else if (orchard) {
+        await flyToOrchard(orchard);
+      }
+    } catch (err) {
+      showStatus(t('load_failed'), 4000);
+    }
   }
 
   /* ---------- #e2e: the page tests itself ---------- */

@@ -293,7 +293,31 @@ async fn resolve_tree(
         canonical_url: anchor,
         qr_svg_href: format!("/api/trees/{code}/qr.svg"),
     };
-    Ok(html_page(pages::tree_page(&page, lang)))
+    Ok(html_page(with_place_button(pages::tree_page(&page, lang), code.as_str(), lang)))
+}
+
+/// The opt-in "share my approximate place" button under a page (the only
+/// script on tree and lot pages): the phone's position is reduced to a
+/// ~11 km cell by the server and kept only as that cell.
+fn with_place_button(page: String, code: &str, lang: Lang) -> String {
+    let (label, thanks) = match lang {
+        Lang::Vi => ("Chia sẻ vị trí gần đúng (≈10 km) để giúp phát hiện tem giả", "Cảm ơn bạn."),
+        Lang::En => ("Share your approximate place (≈10 km) to help spot copied labels", "Thank you."),
+        Lang::Zh => ("分享您的大致位置（约10公里）以帮助识别伪造标签", "谢谢。"),
+    };
+    let snippet = format!(
+        "<p class=\"share\"><button type=\"button\" class=\"secondary wide\" id=\"share-place\">{label}</button></p>\
+<script>(function(){{var b=document.getElementById('share-place');if(!b||!navigator.geolocation){{if(b)b.hidden=true;return;}}\
+b.addEventListener('click',function(){{b.disabled=true;navigator.geolocation.getCurrentPosition(function(p){{\
+fetch('/api/scans/{code}/place',{{method:'POST',headers:{{'content-type':'application/json'}},\
+body:JSON.stringify({{lat:p.coords.latitude,lon:p.coords.longitude}})}}).then(function(){{b.textContent={thanks:?};}});\
+}},function(){{b.disabled=false;}},{{enableHighAccuracy:false,maximumAge:600000,timeout:20000}});}});}})();</script>",
+        label = pages::escape(label),
+    );
+    match page.rfind("</body>") {
+        Some(at) => format!("{}{snippet}{}", &page[..at], &page[at..]),
+        None => page + &snippet,
+    }
 }
 
 fn html_page(body: String) -> Response {
@@ -504,7 +528,7 @@ async fn resolve_lot(
         canonical_url: anchor,
         gtin: lot.gtin.clone(),
     };
-    Ok(html_page(pages::lot_page(&page, lang)))
+    Ok(html_page(with_place_button(pages::lot_page(&page, lang), code.as_str(), lang)))
 }
 
 /// A lot's trees held in memory, its cultivars with counts (most first), and up to 500 map points.
@@ -559,4 +583,40 @@ pub async fn resolver_description(State(state): State<AppState>, headers: Header
         "epcis": format!("{base}/api/epcis/events"),
     }))
     .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedPlace {
+    lat: f64,
+    lon: f64,
+}
+
+/// `POST /api/scans/{code}/place` `{"lat","lon"}`: a reader of a tree or lot
+/// page shares where they are; only the ~11 km cell is kept (no time finer
+/// than the hour, nothing about the reader). 204.
+pub async fn share_place(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let p: SharedPlace = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad("body", format!("expected {{\"lat\", \"lon\"}}: {e}")))?;
+    let Some(place) = geo_core::scan::coarse_place(p.lon, p.lat) else {
+        return Err(AppError::bad("lat", format!("{}, {} is not a position", p.lat, p.lon)));
+    };
+    let code = if let Ok(c) = TreeCode::parse(&code) {
+        if state.cache.read().by_code(&c).is_none() {
+            return Err(AppError::NotFound(format!("no tree {c}")));
+        }
+        c.as_str().to_string()
+    } else {
+        let c = LotCode::parse(&code).map_err(|_| AppError::NotFound(format!("no tree or lot {code:?}")))?;
+        if find_lot(&state, &c).await?.is_none() {
+            return Err(AppError::NotFound(format!("no lot {c}")));
+        }
+        c.as_str().to_string()
+    };
+    state.trace.scans.report_place(state.store.as_ref(), &code, place, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
