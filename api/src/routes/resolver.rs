@@ -314,7 +314,7 @@ body:JSON.stringify({{lat:p.coords.latitude,lon:p.coords.longitude}})}}).then(fu
 }},function(){{b.disabled=false;}},{{enableHighAccuracy:false,maximumAge:600000,timeout:20000}});}});}})();</script>",
         label = pages::escape(label),
     );
-    match page.rfind("</body>") {
+    match page.rfind("<footer").or_else(|| page.rfind("</body>")) {
         Some(at) => format!("{}{snippet}{}", &page[..at], &page[at..]),
         None => page + &snippet,
     }
