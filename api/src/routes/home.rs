@@ -4,22 +4,7 @@ use axum::extract::State;
 use axum::response::Html;
 
 use crate::AppState;
-
-/// Escapes text for HTML element content and attribute values.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use crate::pages::escape;
 
 /// The landing page.
 pub async fn home(State(state): State<AppState>) -> Html<String> {

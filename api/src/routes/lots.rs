@@ -361,32 +361,14 @@ fn qr_response(url: &str, ec: EcLevel, size: Option<u32>, png: bool) -> Result<R
     Ok(r)
 }
 
-/// `GET /api/trees/{id}/qr.svg?ec=&size=`: the tree's tag (signed link, level Q by default).
-pub async fn tree_qr_svg(
-    state: State<AppState>,
-    key: Path<String>,
-    raw: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    tree_qr(state, key, raw, headers, false).await
-}
-
-/// `GET /api/trees/{id}/qr.png?ec=&size=` (`size`: pixels per module, default 8).
-pub async fn tree_qr_png(
-    state: State<AppState>,
-    key: Path<String>,
-    raw: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    tree_qr(state, key, raw, headers, true).await
-}
-
-async fn tree_qr(
+/// `GET /api/trees/{id}/qr.svg|qr.png?ec=&size=` (`PNG` picks the format): the tree's tag, its
+/// signed link, level Q by default; `size` is pixels per module for PNG (default 8), the total
+/// width for SVG.
+pub async fn tree_qr<const PNG: bool>(
     State(state): State<AppState>,
     Path(key): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    png: bool,
 ) -> Result<Response> {
     let id = resolve(&state, &key)?;
     let tree = state.cache.read().get(id).cloned();
@@ -394,40 +376,20 @@ async fn tree_qr(
     let orchard = state.cache.orchard(&tree.orchard_id);
     let (ec, size) = qr_options(raw.as_deref(), LabelKind::TreeTag.default_ec())?;
     let url = state.trace.signed_url(&state.trace.base(&origin(&headers)), &tree_link(&tree, orchard.as_deref()));
-    qr_response(&url, ec, size, png)
+    qr_response(&url, ec, size, PNG)
 }
 
-/// `GET /api/lots/{code}/qr.svg?ec=&size=`: a lot's label (signed link, level M by default).
-pub async fn lot_qr_svg(
-    state: State<AppState>,
-    code: Path<String>,
-    raw: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    lot_qr(state, code, raw, headers, false).await
-}
-
-/// `GET /api/lots/{code}/qr.png?ec=&size=`.
-pub async fn lot_qr_png(
-    state: State<AppState>,
-    code: Path<String>,
-    raw: RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    lot_qr(state, code, raw, headers, true).await
-}
-
-async fn lot_qr(
+/// `GET /api/lots/{code}/qr.svg|qr.png?ec=&size=`: a lot's label, level M by default.
+pub async fn lot_qr<const PNG: bool>(
     State(state): State<AppState>,
     Path(code): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    png: bool,
 ) -> Result<Response> {
     let lot = load_lot(&state, &code).await?;
     let (ec, size) = qr_options(raw.as_deref(), LabelKind::FruitLabel.default_ec())?;
     let url = state.trace.signed_url(&state.trace.base(&origin(&headers)), &lot_link(&lot));
-    qr_response(&url, ec, size, png)
+    qr_response(&url, ec, size, PNG)
 }
 
 /// Most labels one sheet request prints.

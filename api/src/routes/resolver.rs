@@ -57,60 +57,25 @@ fn page_lang(ask: &Ask) -> Lang {
     ask.lang.unwrap_or_else(|| Lang::negotiate(ask.accept_language.as_deref()))
 }
 
-/// `GET /t/{code}`.
-pub async fn tree_short(
+/// `GET /t/{code}`, `/414/{gln}/254/{code}`, `/l/{code}`, `/01/{gtin}/10/{lot}`: one handler, as
+/// the path itself is the identifier ([`DigitalLink::parse_path`] checks it: check digits,
+/// qualifier order, character sets).
+pub async fn resolve(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    uri: axum::http::Uri,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
     let ask = ask(&state, raw.as_deref(), &headers);
-    let Ok(code) = TreeCode::parse(&code) else {
-        return Ok(message(&ask, StatusCode::NOT_FOUND, Msg::UnknownCode, &format!("{code:?}")));
-    };
-    resolve_tree(&state, None, code, ask, false).await
-}
-
-/// `GET /414/{gln}/254/{code}`.
-pub async fn tree_gs1(
-    State(state): State<AppState>,
-    Path((gln, code)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let ask = ask(&state, raw.as_deref(), &headers);
-    match DigitalLink::parse_path(&format!("/414/{gln}/254/{code}")) {
-        Ok(DigitalLink::Tree { gln, code }) => resolve_tree(&state, gln, code, ask, true).await,
-        Ok(_) => Ok(message(&ask, StatusCode::NOT_FOUND, Msg::UnknownCode, &code)),
-        Err(e) => Ok(message(&ask, StatusCode::NOT_FOUND, Msg::BadLink, &e.to_string())),
-    }
-}
-
-/// `GET /l/{code}`.
-pub async fn lot_short(
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let ask = ask(&state, raw.as_deref(), &headers);
-    let Ok(code) = LotCode::parse(&code) else {
-        return Ok(message(&ask, StatusCode::NOT_FOUND, Msg::UnknownCode, &format!("{code:?}")));
-    };
-    resolve_lot(&state, None, code, ask, false).await
-}
-
-/// `GET /01/{gtin}/10/{lot}`.
-pub async fn lot_gs1(
-    State(state): State<AppState>,
-    Path((gtin, lot)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let ask = ask(&state, raw.as_deref(), &headers);
-    match DigitalLink::parse_path(&format!("/01/{gtin}/10/{lot}")) {
-        Ok(DigitalLink::Lot { gtin, code }) => resolve_lot(&state, gtin, code, ask, true).await,
-        Ok(_) => Ok(message(&ask, StatusCode::NOT_FOUND, Msg::UnknownCode, &lot)),
+    match DigitalLink::parse_path(uri.path()) {
+        Ok(DigitalLink::Tree { gln, code }) => {
+            let long_form = gln.is_some();
+            resolve_tree(&state, gln, code, ask, long_form).await
+        }
+        Ok(DigitalLink::Lot { gtin, code }) => {
+            let long_form = gtin.is_some();
+            resolve_lot(&state, gtin, code, ask, long_form).await
+        }
         Err(e) => Ok(message(&ask, StatusCode::NOT_FOUND, Msg::BadLink, &e.to_string())),
     }
 }
