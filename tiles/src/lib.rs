@@ -9,7 +9,7 @@
 //!   spherical Web Mercator (EPSG:3857).
 //! * [`mvt`]: a dependency-free MVT 2.1 encoder ([`mvt::LayerBuilder`],
 //!   [`mvt::TileBuilder`]) and a strict decoder ([`mvt::decode`]) for tests.
-//! * [`print`]: QR codes (SVG, PNG) and printable A4 sheets of tree tags and
+//! * [`print`](mod@print): QR codes (SVG, PNG) and printable A4 sheets of tree tags and
 //!   fruit labels (SVG, PDF).
 //!
 //! ```

@@ -5,7 +5,8 @@
 //!
 //! * [`encode`]: the module matrix of a QR code ([`QrMatrix`]), always the smallest version for
 //!   the chosen [`EcLevel`]. Text is encoded as UTF-8 bytes (with numeric and alphanumeric
-//!   segments where they are shorter), never in Kanji mode, and without an ECI header.
+//!   segments where they are shorter), never in Kanji mode; non-ASCII text declares UTF-8
+//!   with an ECI header.
 //! * [`qr_svg`], [`qr_png`]: one code as SVG (vector, viewBox in modules) or PNG (1-bit
 //!   grayscale), each with the [`QUIET_ZONE`] of white modules around it.
 //! * [`sheet_svg`], [`sheet_pdf`]: A4 sheets of [`Label`]s in the grid of [`layout`]: the QR code,
@@ -44,7 +45,7 @@ mod font;
 mod pdf;
 mod sheet;
 
-pub use sheet::{Layout, layout, sheet_svg};
+pub use sheet::{Layout, SVG_FONT_FAMILY, layout, sheet_svg};
 
 /// Modules of white around every code, as the QR standard requires.
 pub const QUIET_ZONE: usize = 4;
@@ -264,8 +265,9 @@ pub struct Label {
     pub url: String,
     /// Printed large under the code, e.g. the tag code `K7DW3QX`.
     pub code: String,
-    /// Printed small under the code (cultivar, orchard, ...): at most two lines per label, each
-    /// shortened with an ellipsis to the width of the cell; further lines are not printed.
+    /// Printed small under the code (cultivar, orchard, ...): the first two lines that are not
+    /// blank, each shortened with an ellipsis to the width of the cell; further lines are not
+    /// printed. Control characters (line breaks, tabs) print as spaces.
     pub lines: Vec<String>,
 }
 
@@ -363,8 +365,9 @@ impl QrMatrix {
 /// The QR code of `data` at level `ec`, in the smallest version that holds it.
 ///
 /// `data` is encoded as its UTF-8 bytes; runs of digits and of the upper-case alphanumeric set
-/// get their own shorter segments where that saves space. Kanji mode is never used, so text
-/// with Vietnamese letters decodes back to the same UTF-8.
+/// get their own shorter segments where that saves space. Kanji mode is never used, and text
+/// that is not pure ASCII starts with the ECI designator of UTF-8 (26), so text with Vietnamese
+/// letters decodes back to the same UTF-8 (readers that ignore ECI guess UTF-8 too).
 ///
 /// # Errors
 ///
@@ -386,10 +389,19 @@ pub fn encode(data: &str, ec: EcLevel) -> Result<QrMatrix, PrintError> {
             optimized = all_bytes.to_vec();
             needed = plain;
         }
+        // Non-ASCII text declares UTF-8 (ECI 26: 4 + 8 bits); without it some readers (zbar)
+        // guess Shift-JIS or Latin-1 for the bytes.
+        let utf8 = !data.is_ascii();
+        if utf8 {
+            needed += 12;
+        }
         for v in first..=last {
             let mut bits = Bits::new(Version::Normal(v));
             if needed > bits.max_len(qec).map_err(qr_error)? {
                 continue;
+            }
+            if utf8 {
+                bits.push_eci_designator(UTF8_ECI).map_err(qr_error)?;
             }
             bits.push_segments(bytes, optimized.iter().copied()).map_err(qr_error)?;
             bits.push_terminator(qec).map_err(qr_error)?;
@@ -441,41 +453,18 @@ const MASKS: [MaskPattern; 8] = [
 /// followed or preceded by four light modules (outside the matrix counts as light), and the
 /// deviation of the dark share from 50 %.
 fn penalty(dark: &[bool], width: usize) -> i64 {
-    let at = |x: usize, y: usize, horizontal: bool| if horizontal { dark[y * width + x] } else { dark[x * width + y] };
-    let mut score = 0_i64;
-    for horizontal in [true, false] {
-        for line in 0..width {
-            // Runs.
-            let mut run = 1;
-            for i in 1..=width {
-                if i < width && at(i, line, horizontal) == at(i - 1, line, horizontal) {
-                    run += 1;
-                } else {
-                    if run >= 5 {
-                        score += run - 2;
-                    }
-                    run = 1;
-                }
-            }
-            // Finder-like patterns.
-            const PATTERN: [bool; 7] = [true, false, true, true, true, false, true];
-            let is_dark = |k: isize| k >= 0 && (k as usize) < width && at(k as usize, line, horizontal);
-            for j in 0..width.saturating_sub(6) {
-                if !(0..7).all(|k| at(j + k, line, horizontal) == PATTERN[k]) {
-                    continue;
-                }
-                let j = j as isize;
-                if !(j - 4..j).any(is_dark) || !(j + 7..j + 11).any(is_dark) {
-                    score += 40;
-                }
-            }
+    let mut columns = vec![false; dark.len()];
+    for (y, row) in dark.chunks_exact(width).enumerate() {
+        for (x, &d) in row.iter().enumerate() {
+            columns[x * width + y] = d;
         }
     }
+    let mut score: i64 = dark.chunks_exact(width).chain(columns.chunks_exact(width)).map(line_penalty).sum();
     // Blocks.
-    for y in 0..width.saturating_sub(1) {
+    for (upper, lower) in dark.chunks_exact(width).zip(dark.chunks_exact(width).skip(1)) {
         for x in 0..width - 1 {
-            let c = dark[y * width + x];
-            if dark[y * width + x + 1] == c && dark[(y + 1) * width + x] == c && dark[(y + 1) * width + x + 1] == c {
+            let c = upper[x];
+            if upper[x + 1] == c && lower[x] == c && lower[x + 1] == c {
                 score += 3;
             }
         }
@@ -484,6 +473,36 @@ fn penalty(dark: &[bool], width: usize) -> i64 {
     let ratio = (dark.iter().filter(|&&d| d).count() * 200 / dark.len().max(1)) as i64;
     score + (ratio - 100).abs()
 }
+
+/// Runs and finder-like patterns of one row or column.
+fn line_penalty(line: &[bool]) -> i64 {
+    const FINDER: [bool; 7] = [true, false, true, true, true, false, true];
+    let mut score = 0;
+    let mut run = 1;
+    for i in 1..=line.len() {
+        if i < line.len() && line[i] == line[i - 1] {
+            run += 1;
+        } else {
+            if run >= 5 {
+                score += run - 2;
+            }
+            run = 1;
+        }
+    }
+    for (j, window) in line.windows(7).enumerate() {
+        if window == FINDER {
+            let before = &line[j.saturating_sub(4)..j];
+            let after = &line[j + 7..(j + 11).min(line.len())];
+            if !before.contains(&true) || !after.contains(&true) {
+                score += 40;
+            }
+        }
+    }
+    score
+}
+
+/// The ECI assignment number of UTF-8.
+const UTF8_ECI: u32 = 26;
 
 fn qr_error(e: qrcode::types::QrError) -> PrintError {
     PrintError::Qr(e.to_string())
@@ -561,7 +580,7 @@ pub fn qr_png(data: &str, ec: EcLevel, module_px: u32) -> Result<Vec<u8>, PrintE
     let mut encoder = png::Encoder::new(&mut out, side, side);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
-    encoder.set_deflate_compression(png::DeflateCompression::Level(6));
+    encoder.set_deflate_compression(png::DeflateCompression::FdeflateUltraFast);
     encoder.set_filter(png::Filter::Up);
     let png_error = |e: png::EncodingError| PrintError::Png(e.to_string());
     let mut writer = encoder.write_header().map_err(png_error)?;
@@ -646,10 +665,10 @@ mod tests {
     #[test]
     fn mask_choice_equals_the_qrcode_crate() {
         for (data, v, ec) in [
-            ("https://orchardmap.example.vn/414/9520123456788/254/K7DW3QX", 4, qrcode::EcLevel::Q),
+            ("https://orchardmap.example.vn/414/9520123456788/254/K7DW3QX", 6, qrcode::EcLevel::Q),
             ("1", 1, qrcode::EcLevel::L),
-            ("HELLO WORLD 0123456789", 2, qrcode::EcLevel::H),
-            (&"Sầu riêng Ri6, Đắk Lắk. ".repeat(8), 12, qrcode::EcLevel::M),
+            ("HELLO WORLD 0123456789", 4, qrcode::EcLevel::H),
+            (&"Sầu riêng Ri6, Đắk Lắk. ".repeat(8), 14, qrcode::EcLevel::M),
             (&"x".repeat(700), 20, qrcode::EcLevel::L),
         ] {
             let version = Version::Normal(v);
@@ -664,6 +683,31 @@ mod tests {
                 canvas.apply_best_mask().into_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
             assert!(best_mask(&canvas, (17 + 4 * v) as usize) == theirs, "version {v}");
         }
+    }
+
+    #[test]
+    fn non_ascii_text_declares_utf8() {
+        let matrix = |text: &str, eci: bool| {
+            let version = Version::Normal(2);
+            let mut bits = Bits::new(version);
+            if eci {
+                bits.push_eci_designator(26).unwrap();
+            }
+            bits.push_byte_data(text.as_bytes()).unwrap();
+            bits.push_terminator(qrcode::EcLevel::M).unwrap();
+            let (data, ec_data) =
+                qrcode::ec::construct_codewords(&bits.into_bytes(), version, qrcode::EcLevel::M).unwrap();
+            let mut canvas = Canvas::new(version, qrcode::EcLevel::M);
+            canvas.draw_all_functional_patterns();
+            canvas.draw_data(&data, &ec_data);
+            best_mask(&canvas, 25)
+        };
+        let vietnamese = "vườn Đắk Lắk";
+        let qr = encode(vietnamese, EcLevel::M).unwrap();
+        assert_eq!(qr.version(), 2);
+        assert!(qr.dark == matrix(vietnamese, true));
+        let ascii = "orchardmap.example.vn/x";
+        assert!(encode(ascii, EcLevel::M).unwrap().dark == matrix(ascii, false));
     }
 
     #[test]

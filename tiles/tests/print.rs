@@ -621,7 +621,7 @@ fn sheets_have_one_page_per_grid() {
         assert_eq!(elements[0].attrs["height"], format!("{}mm", 297 * pages));
         assert_eq!(elements[0].attrs["viewBox"], format!("0 0 210 {}", 297 * pages));
         assert_eq!(elements.iter().filter(|e| class_of(e) == "label").count(), n);
-        let last_number = elements.iter().filter(|e| class_of(e) == "page-number").last().unwrap();
+        let last_number = elements.iter().rfind(|e| class_of(e) == "page-number").unwrap();
         assert_eq!(last_number.text, format!("{pages}/{pages}"));
 
         let pdf = sheet_pdf(&labels, &opts).unwrap();
@@ -682,7 +682,7 @@ fn svg_sheet_codes_match_their_urls_and_sit_in_their_cells() {
         }
     }
     for e in elements.iter().filter(|e| e.name == "text") {
-        assert_eq!(e.attrs.get("font-size").is_some(), true);
+        assert!(e.attrs.contains_key("font-size"));
     }
     let family = elements.iter().find(|e| e.attrs.contains_key("font-family")).unwrap();
     assert_eq!(family.attrs["font-family"], "DejaVu Sans, Noto Sans, sans-serif");

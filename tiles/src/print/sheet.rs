@@ -61,7 +61,7 @@ impl Layout {
 
 /// The grid of a label kind on an A4 page.
 ///
-/// * Tree tags: 4 x 6 cells of 48 x 46 mm with a 35 mm code. At level Q a URL of up to 177
+/// * Tree tags: 4 x 6 cells of 48 x 46.5 mm with a 35 mm code. At level Q a URL of up to 177
 ///   bytes (version 11, 69 modules with the quiet zone) gets modules of 0.507 mm; a longer one
 ///   needs version 12 and would fall below the 0.5 mm minimum. A signed tree URL such as
 ///   `https://orchardmap.example.vn/414/9520123456788/254/K7DW3QX?8030=` + 86 characters (151
@@ -72,7 +72,7 @@ impl Layout {
 pub fn layout(kind: LabelKind) -> Layout {
     match kind {
         LabelKind::TreeTag => {
-            Layout { columns: 4, rows: 6, cell_w_mm: 48.0, cell_h_mm: 46.0, qr_mm: 35.0, margin_mm: 9.0 }
+            Layout { columns: 4, rows: 6, cell_w_mm: 48.0, cell_h_mm: 46.5, qr_mm: 35.0, margin_mm: 9.0 }
         }
         LabelKind::FruitLabel => {
             Layout { columns: 5, rows: 8, cell_w_mm: 39.0, cell_h_mm: 35.0, qr_mm: 25.0, margin_mm: 7.5 }
@@ -106,20 +106,20 @@ fn style(kind: LabelKind) -> Style {
     match kind {
         LabelKind::TreeTag => Style {
             qr_top: 1.0,
-            code_size: 4.0,
-            line_size: 2.5,
+            code_size: 3.8,
+            line_size: 2.4,
             max_lines: 2,
             text_pad: 3.0,
-            cut_arm: 2.5,
+            cut_arm: 2.0,
             title_size: 2.5,
         },
         LabelKind::FruitLabel => Style {
             qr_top: 1.0,
-            code_size: 3.4,
-            line_size: 2.2,
+            code_size: 3.2,
+            line_size: 2.1,
             max_lines: 2,
             text_pad: 2.5,
-            cut_arm: 2.0,
+            cut_arm: 1.5,
             title_size: 2.5,
         },
     }
@@ -468,7 +468,11 @@ mod tests {
             // The last line's descenders (0.24 em in DejaVu Sans) stay inside the cell.
             let code_y = s.qr_top + l.qr_mm + 0.3 + 0.76 * s.code_size;
             let last = code_y + s.max_lines as f64 * 1.2 * s.line_size + 0.24 * s.line_size;
-            assert!(last <= l.cell_h_mm, "{kind}: text ends at {last} mm in a {} mm cell", l.cell_h_mm);
+            assert!(last + 0.5 <= l.cell_h_mm, "{kind}: text ends at {last} mm in a {} mm cell", l.cell_h_mm);
+            // Text keeps clear of the cut-mark arms along the cell edges.
+            assert!(s.text_pad >= s.cut_arm + 0.5, "{kind}");
+            // The title (cap height 0.73 em) stays 4.5 mm from the paper edge, where printers print.
+            assert!(l.top_margin_mm() - 2.0 - 0.73 * s.title_size >= 4.5, "{kind}");
             // The code's capitals (0.73 em) start below the QR code.
             assert!(code_y - 0.73 * s.code_size > s.qr_top + l.qr_mm, "{kind}");
         }
@@ -514,14 +518,16 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), marks.len(), "duplicate cut marks");
-        // 5 cells: a full row of 4 and one below. Corners: row 0 line has 5 points, row 1 line 5,
-        // row 2 line 2. Count arms: each used cell contributes 8 arms, shared arms counted once.
+        // 5 cells: a full row of 4 and one below. Two arms (one from each end) on every cell
+        // edge next to a used cell: 4 + 4 + 1 horizontal edges and 5 + 2 vertical ones.
+        assert_eq!(marks.len(), 2 * (9 + 7));
         let l = plan.layout;
+        let arm = plan.style.cut_arm;
         let (x0, y0) = l.cell_origin_mm(0);
         for m in &marks {
             // Every arm starts or ends on a grid corner and lies within the used area.
-            assert!(m[0] >= x0 - 2.5 - 1e-9 && m[2] <= x0 + 4.0 * l.cell_w_mm + 2.5 + 1e-9);
-            assert!(m[1] >= y0 - 2.5 - 1e-9 && m[3] <= y0 + 2.0 * l.cell_h_mm + 2.5 + 1e-9, "{m:?}");
+            assert!(m[0] >= x0 - arm - 1e-9 && m[2] <= x0 + 4.0 * l.cell_w_mm + arm + 1e-9);
+            assert!(m[1] >= y0 - 1e-9 && m[3] <= y0 + 2.0 * l.cell_h_mm + arm + 1e-9, "{m:?}");
         }
         // No mark in the quiet zone of any QR code.
         for label in plan.page_labels(0) {
@@ -536,7 +542,7 @@ mod tests {
         let has = |m: [f64; 4]| marks.iter().any(|k| k.iter().zip(m).all(|(a, b)| (a - b).abs() < 1e-9));
         let x1 = x0 + l.cell_w_mm;
         let y2 = y0 + 2.0 * l.cell_h_mm;
-        assert!(has([x1, y2 - 2.5, x1, y2]));
-        assert!(!has([x1 + l.cell_w_mm, y2 - 2.5, x1 + l.cell_w_mm, y2]));
+        assert!(has([x1, y2 - arm, x1, y2]));
+        assert!(!has([x1 + l.cell_w_mm, y2 - arm, x1 + l.cell_w_mm, y2]));
     }
 }
