@@ -477,3 +477,27 @@ async fn shared_places_are_coarse_and_flag_a_tag_seen_in_many_places() {
     let stored = s.store.scan_counts(&code).await.unwrap();
     assert!(stored.iter().all(|c| c.place.is_empty() || c.place.matches('.').count() == 2), "{stored:?}");
 }
+
+#[tokio::test]
+async fn an_all_digit_tag_code_is_found_as_a_code() {
+    let w = world().await;
+    let s = &w.state;
+    // A valid code of digits only (the alphabet has 2-9), claimed by a new tree.
+    let code = (0u32..)
+        .flat_map(|i| {
+            let payload: String = (0..6).map(|k| char::from(b'2' + ((i >> (3 * k)) & 7) as u8)).collect();
+            (b'2'..=b'9').map(move |c| format!("{payload}{}", char::from(c)))
+        })
+        .find(|c| geo_core::TreeCode::parse(c).is_ok())
+        .unwrap();
+    let tree = json!({"lon": ORIGIN.lon + 0.0002, "lat": ORIGIN.lat + 0.0002, "cultivar": "Ri6", "health": "good", "orchard": "DL-A", "code": code});
+    let made = send(s, "POST", "/api/trees", Some(&w.volunteer), &[], json(tree)).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let id = made.body["id"].as_i64().unwrap();
+    assert_eq!(get(s, &format!("/api/trees/{code}"), None).await.body["id"], id);
+    let r = send(s, "GET", &format!("/api/trees/{code}/qr.png"), None, &[("host", HOST)], vec![]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(decode_png(&r.bytes).contains(&format!("/t/{code}?8030=")));
+    // An id still wins when a tree has it.
+    assert_eq!(get(s, &format!("/api/trees/{}", w.trees_a[0]), None).await.body["id"], w.trees_a[0]);
+}

@@ -305,9 +305,17 @@ fn tree_id(raw: &str) -> Result<TreeId> {
 }
 
 /// A tree id from an id or a tag code in the path (for reads).
+///
+/// A tag code may be all digits (`2345678`): a number is an id when a tree has
+/// that id, else a code when a tree has that code, else an id (for 404/410).
 pub fn resolve(state: &AppState, raw: &str) -> Result<TreeId> {
     if let Ok(id) = raw.parse::<i64>() {
-        return Ok(TreeId(id));
+        let set = state.cache.read();
+        if set.get(TreeId(id)).is_some() {
+            return Ok(TreeId(id));
+        }
+        let by_code = TreeCode::parse(raw).ok().and_then(|c| set.by_code(&c).map(|t| t.id));
+        return Ok(by_code.unwrap_or(TreeId(id)));
     }
     let code = TreeCode::parse(raw).map_err(|_| AppError::NotFound(format!("no tree with id or code {raw:?}")))?;
     state
