@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod backup;
 mod export;
 mod ingest;
 mod logging;
@@ -98,6 +99,9 @@ enum Command {
     orchardmap verify 'https://orchardmap.example.vn/t/K7DW3QX?8030=...' --jwks jwks.json\n  \
     orchardmap verify 'http://127.0.0.1:8080/l/LK7DW3QX?8030=...' --db orchardmap.db")]
     Verify(trace::VerifyArgs),
+    /// A consistent copy of a SQLite database while the server runs (PostgreSQL: use pg_dump).
+    #[command(after_help = "Example:\n  orchardmap backup --db orchardmap.db --out backups/orchardmap-2026-11-29.db")]
+    Backup(backup::BackupArgs),
     /// Export trees to GeoJSON, CSV, KML or GeoPackage (streamed; filters as in the API).
     Export(export::ExportArgs),
     /// Map tiles: offline packs.
@@ -306,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tags(command) => trace::tags(command).await.map(|()| ExitCode::SUCCESS),
         Command::Keys(command) => trace::keys(command).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => trace::verify(args),
+        Command::Backup(args) => backup::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Tiles(command) => tiles::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),

@@ -113,6 +113,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/map/vendor/maplibre-gl.js"),
     ("GET", "/map/vendor/maplibre-gl.css"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/me"),
@@ -175,6 +176,7 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/about", get(routes::home::home))
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .route("/tiles/trees.json", get(routes::tiles::tilejson))
         .route("/tiles/pack", get(routes::tiles::pack))
         .route("/tiles/trees/{z}/{x}/{y}", get(routes::tiles::tree_tile))

@@ -303,6 +303,25 @@ fn operations() -> Vec<Op> {
         },
         Op {
             method: "GET",
+            path: "/readyz",
+            id: "ready",
+            tag: "service",
+            summary: "Ready for writes: the database answers (503 while it does not; reads go on from memory)",
+            responses: vec![(
+                "200",
+                reply(
+                    "Ready.",
+                    "application/json",
+                    json!({ "type": "object", "required": ["status", "database"], "properties": {
+                    "status": { "type": "string" }, "database": { "type": "string" },
+                    "change_seq": { "type": "integer" }, "applied_seq": { "type": "integer" } } }),
+                ),
+            )],
+            errors: &[503],
+            ..Op::default()
+        },
+        Op {
+            method: "GET",
             path: "/metrics",
             id: "metrics",
             tag: "service",

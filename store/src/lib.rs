@@ -369,6 +369,13 @@ pub trait Storage: TraceStorage + Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` trees with an id greater than `after`, by id: exports page
     /// through every tree with this without holding them all.
     async fn trees_after(&self, after: TreeId, limit: u32) -> Result<Vec<Tree>>;
+
+    /// Writes a consistent copy of the whole database to `out` (a new file)
+    /// while the database stays in use: SQLite's `VACUUM INTO`, one read
+    /// snapshot, so writers go on meanwhile and the copy holds exactly the
+    /// transactions committed before it started. PostgreSQL answers
+    /// [`Error::Invalid`] naming `pg_dump` (its own online backup).
+    async fn backup(&self, out: &std::path::Path) -> Result<()>;
 }
 
 /// Opens (creating and migrating as needed) the database at `location`:

@@ -991,6 +991,16 @@ impl Storage for PostgresStore {
             .map_err(|e| decode_error("orchards", e))
     }
 
+    async fn backup(&self, out: &std::path::Path) -> Result<()> {
+        Err(Error::Invalid {
+            field: "db",
+            reason: format!(
+                "a PostgreSQL database is backed up with its own tools, e.g. pg_dump --format=custom --file {} (online, consistent)",
+                out.display()
+            ),
+        })
+    }
+
     async fn trees_after(&self, after: TreeId, limit: u32) -> Result<Vec<Tree>> {
         let rows = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE id > $1 ORDER BY id LIMIT $2"))
             .bind(after.0)

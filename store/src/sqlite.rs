@@ -1006,6 +1006,20 @@ impl Storage for SqliteStore {
             .map_err(|e| decode_error("orchards", e))
     }
 
+    async fn backup(&self, out: &std::path::Path) -> Result<()> {
+        if out.exists() {
+            return Err(Error::Invalid {
+                field: "out",
+                reason: format!("{} exists; choose a new file", out.display()),
+            });
+        }
+        let target = out
+            .to_str()
+            .ok_or_else(|| Error::Invalid { field: "out", reason: format!("{} is not valid UTF-8", out.display()) })?;
+        sqlx::query("VACUUM INTO ?1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn trees_after(&self, after: TreeId, limit: u32) -> Result<Vec<Tree>> {
         let rows = sqlx::query(concat!("SELECT ", tree_columns!(), " FROM trees WHERE id > ?1 ORDER BY id LIMIT ?2"))
             .bind(after.0)

@@ -25,3 +25,26 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     let trees = state.cache.read().len();
     Json(json!({ "status": "ok", "trees": trees, "change_seq": state.cache.applied_seq() }))
 }
+
+/// `GET /readyz`: ready for writes: the database answers within 2 s (200), else 503 naming why.
+/// Reads go on from memory either way; a load balancer sends writes elsewhere meanwhile.
+pub async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let applied = state.cache.applied_seq();
+    let (status, body) = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.last_change()).await
+    {
+        Ok(Ok(seq)) => (
+            axum::http::StatusCode::OK,
+            json!({ "status": "ready", "database": "ok", "change_seq": seq, "applied_seq": applied }),
+        ),
+        Ok(Err(e)) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "database": e.to_string(), "applied_seq": applied }),
+        ),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "database": "no answer within 2 s", "applied_seq": applied }),
+        ),
+    };
+    (status, Json(body)).into_response()
+}
