@@ -2,56 +2,18 @@
 // A panic in a test, bench or example is a failure report; unwrap is fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_orchardmap");
+mod common;
 
-/// A running server, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
+use common::{BIN, features, get, text};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db: &Path, demo: bool) -> Server {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"]).arg(db).env("RUST_LOG", "warn");
-    if demo {
-        cmd.arg("--demo");
-    }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn orchardmap");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read the serving line");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
-    Server { child, base }
-}
-
-async fn get(url: &str) -> (u16, Value) {
-    let resp = reqwest::get(url).await.expect("request");
-    let status = resp.status().as_u16();
-    let body = resp.json::<Value>().await.expect("JSON body");
-    (status, body)
-}
-
-fn features(v: &Value) -> &Vec<Value> {
-    v["features"].as_array().expect("features array")
+fn start(db: &Path, demo: bool) -> common::Server {
+    common::start_with(db, demo, &[])
 }
 
 #[tokio::test]
@@ -268,10 +230,6 @@ fn import(db: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run orchardmap import")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// A database holding the sample orchards (boundaries) and no trees.
