@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 1,000,000-row survey import: into an empty SQLite file, then a second file of the
-# same trees (moved 0.4 m, so every row is a probable duplicate) into that database;
+# same trees (moved 0.4 m, so every row is a probable duplicate) into that database; the same two
+# into a fresh PostgreSQL database on the local server;
 # GDAL's ogr2ogr loading the same CSV into a GeoPackage and into PostGIS beside it.
 #
 #   scripts/import-bench.sh [ROWS]
@@ -44,6 +45,18 @@ DB="$TMP/bench.db"
 $BIN import data/orchards.geojson --db "$DB" >/dev/null
 run "orchardmap import, $ROWS rows into an empty SQLite db" $BIN import "$TMP/big.csv" --db "$DB"
 run "orchardmap import, $ROWS moved rows, dedup against them" $BIN import "$TMP/big-moved.csv" --db "$DB"
+
+# The same into PostgreSQL (COPY), in a database made for the run.
+PGURL="postgres://postgres@127.0.0.1:5432"
+if psql "$PGURL/test" -Atc "SELECT 1" >/dev/null 2>&1; then
+  psql "$PGURL/test" -qc "DROP DATABASE IF EXISTS orchardmap_import_bench WITH (FORCE)" -c "CREATE DATABASE orchardmap_import_bench" >/dev/null
+  $BIN import data/orchards.geojson --db "$PGURL/orchardmap_import_bench" >/dev/null
+  run "orchardmap import, $ROWS rows into an empty PostgreSQL db" $BIN import "$TMP/big.csv" --db "$PGURL/orchardmap_import_bench"
+  run "orchardmap import, $ROWS moved rows into PostgreSQL, dedup" $BIN import "$TMP/big-moved.csv" --db "$PGURL/orchardmap_import_bench"
+  psql "$PGURL/test" -qc "DROP DATABASE IF EXISTS orchardmap_import_bench WITH (FORCE)" >/dev/null
+else
+  echo "PostgreSQL at $PGURL not reachable: skipped"
+fi
 
 if ! command -v ogr2ogr >/dev/null; then
   { apt-get update -qq && apt-get install -y -qq gdal-bin; } >/dev/null 2>&1 || true

@@ -45,6 +45,7 @@
 mod common;
 mod error;
 pub mod photos;
+pub mod postgis;
 mod postgres;
 mod postgres_import;
 mod postgres_trace;

@@ -69,6 +69,7 @@ const ROWS_PER_INSERT: usize = 20_000;
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
     location: String,
+    postgis: bool,
 }
 
 impl PostgresStore {
@@ -79,6 +80,14 @@ impl PostgresStore {
     /// Any failure gives [`Error::Open`] whose location is the URL with the
     /// password replaced by `***`.
     pub async fn connect(url: &str) -> Result<Self> {
+        let mode = crate::postgis::PostgisMode::from_env()
+            .map_err(|e| Error::Open { location: redact(url), reason: e.to_string() })?;
+        Self::connect_with(url, mode).await
+    }
+
+    /// As [`PostgresStore::connect`], with the PostGIS columns as `postgis` says
+    /// rather than as `ORCHARDMAP_POSTGIS` does.
+    pub async fn connect_with(url: &str, postgis: crate::postgis::PostgisMode) -> Result<Self> {
         let location = redact(url);
         let fail = |reason: String| Error::Open { location: location.clone(), reason };
         let pool = PgPoolOptions::new()
@@ -88,8 +97,14 @@ impl PostgresStore {
             .await
             .map_err(|e| fail(e.to_string()))?;
         MIGRATOR.run(&pool).await.map_err(|e| fail(format!("migrating the schema: {e}")))?;
-        tracing::debug!(location = %location, "PostgreSQL database open");
-        Ok(Self { pool, location })
+        let postgis = crate::postgis::set_up(&pool, postgis).await.map_err(|e| fail(e.to_string()))?;
+        tracing::debug!(location = %location, postgis, "PostgreSQL database open");
+        Ok(Self { pool, location, postgis })
+    }
+
+    /// Whether trees and orchards have their PostGIS `geom` columns (see `ORCHARDMAP_POSTGIS`).
+    pub fn has_postgis(&self) -> bool {
+        self.postgis
     }
 
     /// The server URL without its password.

@@ -100,6 +100,11 @@ impl Fixture {
         }
     }
 
+    /// Drops the database now (tests that manage the fixture themselves).
+    pub async fn cleanup_now(&self) {
+        self.cleanup().await;
+    }
+
     async fn cleanup(&self) {
         if let Fixture::Postgres { admin, name, .. } = self {
             // FORCE: a pool the test leaked may still hold connections.
