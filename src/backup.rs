@@ -1,4 +1,5 @@
-//! `orchardmap backup`: a consistent copy of a SQLite deployment while it runs.
+//! `orchardmap backup` (a consistent copy of a SQLite deployment while it runs) and `orchardmap migrate`
+//! (a SQLite deployment copied to PostgreSQL).
 
 use std::path::PathBuf;
 
@@ -48,6 +49,68 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
          photo folder too, e.g. rsync -a; its files never change)",
         args.db,
         args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What `orchardmap migrate` was asked for.
+#[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// The SQLite database to copy.
+    #[arg(long, value_name = "FILE.db")]
+    pub from: PathBuf,
+    /// The PostgreSQL database to copy it into (empty, or already holding exactly this data).
+    #[arg(long, value_name = "postgres://...")]
+    pub to: String,
+    /// The source's signing keys [default: FILE.db.keys.json].
+    #[arg(long, value_name = "FILE")]
+    pub keys_from: Option<PathBuf>,
+    /// Where the PostgreSQL deployment's servers read the keys [default: orchardmap-keys.json].
+    #[arg(long, value_name = "FILE")]
+    pub keys_to: Option<PathBuf>,
+}
+
+/// Copies every table, checks counts and checksums, and copies the signing keys.
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    if !args.to.starts_with("postgres://") && !args.to.starts_with("postgresql://") {
+        bail!("--to must be a postgres:// URL, not {:?}", args.to);
+    }
+    if !args.from.exists() {
+        bail!("{} does not exist", args.from.display());
+    }
+    // Keys first: a mismatch is found before anything is written.
+    let from_location = args.from.to_str().context("the --from path is not UTF-8")?;
+    let keys_from = args.keys_from.clone().unwrap_or_else(|| api::trace::default_key_file(from_location));
+    let keys_to = args.keys_to.clone().unwrap_or_else(|| api::trace::default_key_file(&args.to));
+    let keys = if keys_from.exists() {
+        let text = std::fs::read_to_string(&keys_from).with_context(|| format!("reading {}", keys_from.display()))?;
+        if keys_to.exists() && std::fs::read_to_string(&keys_to)? != text {
+            bail!("{} exists with other keys; move it away or name another --keys-to", keys_to.display());
+        }
+        Some(text)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let report = store::migrate::sqlite_to_postgres(&args.from, &args.to, |t| {
+        println!("  {:<16} {:>10} rows  checksum {}", t.table, t.rows, t.checksum);
+    })
+    .await?;
+    let key_note = match keys {
+        Some(text) => {
+            let ring: geo_core::trust::KeyRing = serde_json::from_str(&text).context("the source key file")?;
+            api::trace::write_keys(&keys_to, &ring).map_err(anyhow::Error::msg)?;
+            format!("signing keys in {}", keys_to.display())
+        }
+        None => format!("no key file at {}: the servers will make a new key", keys_from.display()),
+    };
+    println!(
+        "{} {} to {} in {:.1} s: every table's rows and checksums match; {key_note}. Photos are not in the \
+         database: copy the photo folder and give the servers --photos.",
+        if report.copied { "copied" } else { "already copied (nothing written), checked" },
+        args.from.display(),
+        store::PostgresStore::redacted(&args.to),
         started.elapsed().as_secs_f64()
     );
     Ok(())

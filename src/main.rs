@@ -102,6 +102,12 @@ enum Command {
     /// A consistent copy of a SQLite database while the server runs (PostgreSQL: use pg_dump).
     #[command(after_help = "Example:\n  orchardmap backup --db orchardmap.db --out backups/orchardmap-2026-11-29.db")]
     Backup(backup::BackupArgs),
+    /// Copy a SQLite deployment to PostgreSQL (every table, then counts and checksums compared; safe to
+    /// run again).
+    #[command(
+        after_help = "Example:\n  orchardmap migrate --from orchardmap.db --to postgres://postgres@127.0.0.1/orchardmap"
+    )]
+    Migrate(backup::MigrateArgs),
     /// Export trees to GeoJSON, CSV, KML or GeoPackage (streamed; filters as in the API).
     Export(export::ExportArgs),
     /// Map tiles: offline packs.
@@ -311,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(command) => trace::keys(command).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => trace::verify(args),
         Command::Backup(args) => backup::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate(args) => backup::migrate(args).await.map(|()| ExitCode::SUCCESS),
         Command::Export(args) => export::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Tiles(command) => tiles::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::User { db, command } => users::run(&db, command).await.map(|()| ExitCode::SUCCESS),

@@ -219,3 +219,125 @@ async fn demo_spatial_queries_labels_and_lots_on_postgres() {
         Command::new(BIN).args(["backup", "--db", &db.url]).arg("--out").arg(dir.path().join("b.db")).output().unwrap();
     assert!(!o.status.success() && text(&o).contains("pg_dump"), "{}", text(&o));
 }
+
+#[tokio::test]
+async fn a_sqlite_deployment_migrates_to_postgres_and_again_safely() {
+    let Some(db) = database("migrate") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lite = dir.path().join("province.db");
+    // A SQLite deployment with a bit of everything: sample trees, an account, an edit (history), a
+    // record, a lot, tags, scans.
+    let token = {
+        let server = start_with(&lite, true, &["--rate-limit", "0"]);
+        let token = admin_token(lite.to_str().unwrap());
+        let client = reqwest::Client::new();
+        let etag = client.get(format!("{}/api/trees/1", server.base)).send().await.unwrap().headers()["etag"].clone();
+        let r = client
+            .patch(format!("{}/api/trees/1", server.base))
+            .bearer_auth(&token)
+            .header("if-match", etag)
+            .json(&json!({"health": "fair", "height_m": 7.25}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let rec = json!({"date": "2026-06-01", "kind": "spray", "product": "Abamectin", "dose": "20 ml / 16 l", "phi_days": 7});
+        let r = client
+            .post(format!("{}/api/trees/1/records", server.base))
+            .bearer_auth(&token)
+            .json(&rec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let (_, tree) = get(&format!("{}/api/trees/1", server.base)).await;
+        let orchard = tree["properties"]["orchard"].as_str().unwrap().to_string();
+        let lot = json!({"orchard_id": orchard, "trees": "whole_orchard", "harvest_date": "2026-06-10", "weight_kg": 812.5, "boxes": 20, "domestic": true});
+        let r = client.post(format!("{}/api/lots", server.base)).bearer_auth(&token).json(&lot).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let r = client
+            .post(format!("{}/api/tags", server.base))
+            .bearer_auth(&token)
+            .json(&json!({"count": 3}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        reqwest::get(format!("{}/t/{}?lang=en", server.base, tree["properties"]["code"].as_str().unwrap()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await; // scan counts are written every 2 s
+        token
+    };
+    let keys_to = dir.path().join("pg-keys.json");
+    let migrate = || {
+        Command::new(BIN)
+            .args(["migrate", "--to", &db.url])
+            .arg("--from")
+            .arg(&lite)
+            .arg("--keys-to")
+            .arg(&keys_to)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let first = migrate();
+    assert!(first.status.success(), "{}", text(&first));
+    let report = text(&first);
+    assert!(report.contains("copied") && report.contains("checksums match"), "{report}");
+    for table in ["trees", "tree_history", "tree_records", "lots", "users", "tags", "scans"] {
+        let line = report.lines().find(|l| l.trim_start().starts_with(table)).unwrap_or_else(|| panic!("{report}"));
+        assert!(!line.contains(" 0 rows"), "{table} was copied empty: {line}");
+    }
+    assert_eq!(std::fs::read(&keys_to).unwrap(), std::fs::read(dir.path().join("province.db.keys.json")).unwrap());
+    // Twice is safe: nothing written, checked again.
+    let second = migrate();
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("already copied"), "{}", text(&second));
+
+    // The PostgreSQL deployment serves the same trees, history and labels, and takes new trees after the old ids.
+    let server = start_with(&db.url, false, &["--rate-limit", "0", "--keys", keys_to.to_str().unwrap()]);
+    let (_, tree) = get(&format!("{}/api/trees/1", server.base)).await;
+    assert_eq!(
+        (tree["properties"]["health"].as_str(), tree["properties"]["height_m"].as_f64()),
+        (Some("fair"), Some(7.25))
+    );
+    let (_, history) = get(&format!("{}/api/trees/1/history", server.base)).await;
+    assert!(history.to_string().contains("admin"), "{history}");
+    let url = reqwest::get(format!("{}/api/trees/1/qr.svg", server.base)).await.unwrap().headers()["x-qr-content"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let path = url.split_once("//").unwrap().1.split_once('/').unwrap().1;
+    let page = reqwest::get(format!("{}/{path}&lang=en", server.base)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("class=\"banner genuine\""));
+    let (_, all) = get(&format!("{}/healthz", server.base)).await;
+    let count = all["trees"].as_i64().unwrap();
+    let client = reqwest::Client::new();
+    let orchard = tree["properties"]["orchard"].as_str().unwrap();
+    let r = client
+        .post(format!("{}/api/trees", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"lon": 108.2, "lat": 12.7, "cultivar": "Ri6", "health": "good", "orchard": orchard}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "the migrated token signs in; ids continue");
+    let created: Value = r.json().await.unwrap();
+    assert!(created["id"].as_i64().unwrap() > count);
+
+    // A target holding other data is refused, naming the table.
+    let Some(other) = database("migrate_other") else { return };
+    let o = Command::new(BIN).args(["import", "data/orchards.geojson", "--db", &other.url]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let refused = Command::new(BIN)
+        .args(["migrate", "--to", &other.url])
+        .arg("--from")
+        .arg(&lite)
+        .arg("--keys-to")
+        .arg(dir.path().join("other-keys.json"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("table orchards differs"), "{}", text(&refused));
+}

@@ -44,6 +44,7 @@
 
 mod common;
 mod error;
+pub mod migrate;
 pub mod photos;
 pub mod postgis;
 mod postgres;

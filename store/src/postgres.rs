@@ -107,6 +107,11 @@ impl PostgresStore {
         self.postgis
     }
 
+    /// `url` with its password replaced by `***` (for messages).
+    pub fn redacted(url: &str) -> String {
+        redact(url)
+    }
+
     /// The server URL without its password.
     pub fn location(&self) -> &str {
         &self.location
