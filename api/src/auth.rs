@@ -79,6 +79,12 @@ impl TokenCache {
         (at.elapsed() < TOKEN_TTL).then(|| user.clone())
     }
 
+    /// The account last seen for this token, however long ago (used only while the database is unreachable).
+    fn stale(&self, hash: &[u8; 32]) -> Option<Option<User>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(hash).map(|(_, user)| user.clone())
+    }
+
     fn put(&self, hash: [u8; 32], user: Option<User>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= Self::MAX {
@@ -182,11 +188,16 @@ async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, AppError> {
         let hash = token_hash(token);
         let user = match state.tokens.get(&hash) {
             Some(user) => user,
-            None => {
-                let user = state.store.user_by_token(&hash).await?;
-                state.tokens.put(hash, user.clone());
-                user
-            }
+            None => match state.store.user_by_token(&hash).await {
+                Ok(user) => {
+                    state.tokens.put(hash, user.clone());
+                    user
+                }
+                // The database is unreachable: a token checked before keeps signing in (reads go on from
+                // memory; writes fail on their own with 503 until the database is back).
+                Err(e) if e.is_unavailable() => state.tokens.stale(&hash).ok_or_else(|| AppError::from(e))?,
+                Err(e) => return Err(e.into()),
+            },
         };
         match user {
             Some(user) if user.is_active() => Ok(Caller::User(user)),

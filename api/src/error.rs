@@ -64,6 +64,9 @@ pub enum AppError {
     /// The server is still loading its index.
     #[error("the tree index is still loading")]
     Unavailable,
+    /// The database cannot be reached: reads go on from memory, writes must wait.
+    #[error("the database is unavailable ({0}); reads are answered from memory; retry this request shortly")]
+    DatabaseUnavailable(String),
     /// Anything else: logged, answered as a bare 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -109,6 +112,7 @@ impl AppError {
             AppError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             AppError::BadFile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_file"),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::DatabaseUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -125,6 +129,7 @@ impl From<store::Error> for AppError {
             store::Error::UnknownOrchard(id) => AppError::bad("orchard", format!("orchard {id} does not exist")),
             store::Error::DuplicateCode(code) => AppError::Conflict(format!("tree code {code} is already in use")),
             store::Error::NoSuchTree(r) => AppError::NotFound(format!("{r} not found")),
+            e if e.is_unavailable() => AppError::DatabaseUnavailable(e.to_string()),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -162,6 +167,9 @@ impl IntoResponse for AppError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer realm=\"orchardmap\""),
             );
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
         }
         response
     }

@@ -73,3 +73,25 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+impl Error {
+    /// Whether the database could not be reached (connection refused, lost or
+    /// closed, the server shutting down or starting, no connection free in
+    /// time). A write that failed so was not committed unless the failure came
+    /// while committing; reads and writes may be tried again once
+    /// [`crate::Storage::last_change`] answers.
+    pub fn is_unavailable(&self) -> bool {
+        let Error::Database(e) = self else { return false };
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+                true
+            }
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                // Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now.
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            sqlx::Error::Protocol(m) => m.contains("closed") || m.contains("connection"),
+            _ => false,
+        }
+    }
+}

@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 use sqlx::Connection as _;
 
 use crate::error::Error;
-use crate::postgis::PostgisMode;
 use crate::{PostgresStore, Result, SqliteStore};
 
 /// The tables, parents before children. `_sqlx_migrations` is each database's own.
@@ -205,7 +204,7 @@ fn copy_field(out: &mut String, v: ValueRef<'_>, kind: Kind, table: &str, column
 pub async fn sqlite_to_postgres(from: &Path, to: &str, progress: impl Fn(&TableReport)) -> Result<MigrationReport> {
     // Both schemas brought up to date by their own migrations first.
     drop(SqliteStore::open(from).await?);
-    let target = PostgresStore::connect_with(to, PostgisMode::Auto).await?;
+    let target = PostgresStore::connect(to).await?;
     let pool = target.pool.clone();
     let from = from.to_path_buf();
     let sqlite = tokio::task::spawn_blocking(move || {

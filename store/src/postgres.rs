@@ -57,7 +57,7 @@ pub const WRITE_LOCK: i64 = 0x006f_7263_686d_6170;
 const MAX_CONNECTIONS: u32 = 8;
 
 /// How long to wait for a connection (also bounds how long `connect` retries an unreachable server).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Trees per INSERT ... SELECT FROM UNNEST(arrays): one statement of 12 array
 /// parameters (no per-row placeholders, so no 65,535-parameter limit); the
