@@ -10,16 +10,17 @@ use serde_json::Value;
 
 mod common;
 
-use common::{BIN, features, get, text};
+use common::{BIN, Db, features, get, text};
 
-fn start(db: &Path, demo: bool) -> common::Server {
+fn start(db: impl AsRef<std::ffi::OsStr>, demo: bool) -> common::Server {
     common::start_with(db, demo, &[])
 }
 
 #[tokio::test]
 async fn demo_serves_the_sample_and_answers_spatial_questions() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(&dir.path().join("demo.db"), true);
+    let db = Db::new(dir.path(), "demo");
+    let server = start(&db, true);
     let base = &server.base;
 
     let (status, health) = get(&format!("{base}/healthz")).await;
@@ -87,7 +88,8 @@ async fn demo_serves_the_sample_and_answers_spatial_questions() {
 #[tokio::test]
 async fn bad_requests_get_json_errors_naming_the_parameter() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(&dir.path().join("errors.db"), true);
+    let db = Db::new(dir.path(), "errors");
+    let server = start(&db, true);
     let base = &server.base;
     let cases = [
         ("/api/trees?bbox=1,2,3", 400, "bbox"),
@@ -117,7 +119,7 @@ async fn bad_requests_get_json_errors_naming_the_parameter() {
 #[tokio::test]
 async fn a_running_server_sees_trees_imported_by_another_process() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("follow.db");
+    let db = Db::new(dir.path(), "follow");
     let server = start(&db, true);
     let base = &server.base;
     let (_, before) = get(&format!("{base}/healthz")).await;
@@ -171,7 +173,7 @@ fn a_file_that_is_not_a_database_stops_start_up_naming_it() {
 #[test]
 fn import_reports_rejected_rows_with_line_field_and_value() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("import.db");
+    let db = Db::new(dir.path(), "import");
     let orchards = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/orchards.geojson");
     let out = Command::new(BIN).arg("import").arg(&orchards).arg("--db").arg(&db).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -220,7 +222,7 @@ fn sample(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(name)
 }
 
-fn import(db: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
+fn import(db: impl AsRef<std::ffi::OsStr>, file: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("import")
         .arg(file)
@@ -233,15 +235,15 @@ fn import(db: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
 }
 
 /// A database holding the sample orchards (boundaries) and no trees.
-fn orchards_only(dir: &Path) -> std::path::PathBuf {
-    let db = dir.join("survey.db");
+fn orchards_only(dir: &Path) -> Db {
+    let db = Db::new(dir, "survey");
     let out = import(&db, &sample("orchards.geojson"), &[]);
     assert!(out.status.success(), "{}", text(&out));
     db
 }
 
-async fn tree_count(db: &Path) -> u64 {
-    let store = store::open(db.to_str().unwrap()).await.unwrap();
+async fn tree_count(db: &Db) -> u64 {
+    let store = store::open(&db.location()).await.unwrap();
     store.count_trees().await.unwrap()
 }
 
@@ -394,7 +396,7 @@ async fn killing_an_import_at_any_moment_leaves_the_database_as_it_was() {
     assert!(out.status.success(), "{}", text(&out));
     let after = tree_count(&db).await;
     assert!(after == before + rows as u64 || after == before, "{after}");
-    let store = store::open(db.to_str().unwrap()).await.unwrap();
+    let store = store::open(&db.location()).await.unwrap();
     assert_eq!(store.count_trees().await.unwrap(), after);
 }
 
@@ -474,7 +476,7 @@ async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
 async fn an_offline_pack_from_the_command_line_holds_the_served_tiles() {
     use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
+    let db = Db::new(dir.path(), "pack");
     let server = start(&db, true);
     let (_, one) = get(&format!("{}/api/trees?limit=1", server.base)).await;
     let at = &features(&one)[0]["geometry"]["coordinates"];

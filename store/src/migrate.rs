@@ -246,37 +246,40 @@ pub async fn sqlite_to_postgres(from: &Path, to: &str, progress: impl Fn(&TableR
             let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
             let select = format!("SELECT {} FROM {table}", names.join(", "));
             let (db, table_cols) = (sqlite.clone(), cols.clone());
-            // Read the SQLite table into COPY text on a blocking thread, 50,000 rows a chunk.
-            let chunks = tokio::task::spawn_blocking(move || -> Result<Vec<String>> {
+            // Read the SQLite table into COPY text on a blocking thread, 50,000 rows a chunk, handed over
+            // through a small channel: a table of tens of millions of rows is never held whole.
+            let (send, mut chunks) = tokio::sync::mpsc::channel::<String>(4);
+            let reader = tokio::task::spawn_blocking(move || -> Result<()> {
                 let db = db.lock().map_err(|_| Error::Aborted("SQLite connection poisoned".into()))?;
                 let mut stmt = db.prepare(&select).map_err(crate::sqlite::driver_error)?;
                 let mut rows = stmt.query([]).map_err(crate::sqlite::driver_error)?;
-                let mut chunks = vec![String::new()];
+                let mut out = String::new();
                 let mut n = 0;
                 while let Some(row) = rows.next().map_err(crate::sqlite::driver_error)? {
-                    let out = chunks.last_mut().ok_or_else(|| Error::Aborted("no chunk".into()))?;
                     for (i, (name, kind)) in table_cols.iter().enumerate() {
                         if i > 0 {
                             out.push('\t');
                         }
                         let v = row.get_ref(i).map_err(crate::sqlite::driver_error)?;
-                        copy_field(out, v, *kind, table, name)?;
+                        copy_field(&mut out, v, *kind, table, name)?;
                     }
                     out.push('\n');
                     n += 1;
-                    if n % 50_000 == 0 {
-                        chunks.push(String::new());
+                    if n % 50_000 == 0 && send.blocking_send(std::mem::take(&mut out)).is_err() {
+                        return Ok(()); // the writer gave up; its error is reported
                     }
                 }
-                Ok(chunks)
-            })
-            .await
-            .map_err(|e| Error::Aborted(e.to_string()))??;
+                if !out.is_empty() {
+                    let _ = send.blocking_send(out);
+                }
+                Ok(())
+            });
             let statement = format!("COPY {table} ({}) FROM STDIN", names.join(", "));
             let mut copy = (*tx).copy_in_raw(&statement).await?;
-            for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+            while let Some(chunk) = chunks.recv().await {
                 copy.send(chunk.into_bytes()).await?;
             }
+            reader.await.map_err(|e| Error::Aborted(e.to_string()))??;
             copy.finish().await?;
         }
         // Sequences continue after what was copied (tree ids also after removed trees').
@@ -324,12 +327,12 @@ pub async fn sqlite_to_postgres(from: &Path, to: &str, progress: impl Fn(&TableR
         .await
         .map_err(|e| Error::Aborted(e.to_string()))??;
         let as_text: Vec<String> = names.iter().map(|c| format!("{c}::text")).collect();
-        let rows: Vec<sqlx::postgres::PgRow> =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {} FROM {table}", as_text.join(", "))))
-                .fetch_all(&mut *conn)
-                .await?;
+        let select = format!("SELECT {} FROM {table}", as_text.join(", "));
+        // Streamed: a table of tens of millions of rows is never held whole.
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(select)).fetch(&mut *conn);
         let mut right = Multiset::default();
-        for row in &rows {
+        while let Some(row) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            let row = &row;
             let mut values = Vec::with_capacity(cols.len());
             for (i, (name, kind)) in cols.iter().enumerate() {
                 let v: Option<&str> = sqlx::Row::try_get(row, i).map_err(|e| bad(table, name, e))?;

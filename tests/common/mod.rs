@@ -73,7 +73,9 @@ pub struct PgDatabase {
 impl PgDatabase {
     pub fn create(tag: &str) -> Option<Self> {
         let admin = std::env::var("TEST_DATABASE_URL").ok()?;
-        let name = format!("om_e2e_{tag}_{}", std::process::id());
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("om_e2e_{tag}_{}_{n}", std::process::id());
         let (server, _) = admin.rsplit_once('/').expect("TEST_DATABASE_URL ends in /DATABASE");
         let url = format!("{server}/{name}");
         let db = Self { admin, name, url };
@@ -94,5 +96,41 @@ impl Drop for PgDatabase {
         let _ = Command::new("psql")
             .args([self.admin.as_str(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
             .output();
+    }
+}
+
+/// A test's database: a SQLite file in `dir`, or, with `E2E_BACKEND=postgres` (and
+/// `TEST_DATABASE_URL`), a fresh PostgreSQL database dropped at the end.
+pub enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres(PgDatabase, std::ffi::OsString),
+}
+
+impl Db {
+    pub fn new(dir: &std::path::Path, name: &str) -> Self {
+        if std::env::var("E2E_BACKEND").is_ok_and(|b| b == "postgres") {
+            let db = PgDatabase::create(name).expect("E2E_BACKEND=postgres needs TEST_DATABASE_URL");
+            let url = std::ffi::OsString::from(&db.url);
+            Db::Postgres(db, url)
+        } else {
+            Db::Sqlite(dir.join(format!("{name}.db")))
+        }
+    }
+
+    /// What `--db` and `store::open` take.
+    pub fn location(&self) -> String {
+        match self {
+            Db::Sqlite(p) => p.display().to_string(),
+            Db::Postgres(db, _) => db.url.clone(),
+        }
+    }
+}
+
+impl AsRef<OsStr> for Db {
+    fn as_ref(&self) -> &OsStr {
+        match self {
+            Db::Sqlite(p) => p.as_os_str(),
+            Db::Postgres(_, url) => url,
+        }
     }
 }
