@@ -40,50 +40,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the HTTP service: loads every tree into memory and follows the database for changes.
-    Serve {
-        /// SQLite file path or postgres:// URL.
-        #[arg(long, env = "DATABASE_URL", default_value = "orchardmap.db")]
-        db: String,
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        bind: SocketAddr,
-        /// Import the bundled sample (about 10,000 trees in Đắk Lắk) first when the database has no trees.
-        #[arg(long)]
-        demo: bool,
-        /// Folder for tree photos [default: NAME-photos beside a SQLite database; none for PostgreSQL,
-        /// which then refuses photo uploads].
-        #[arg(long, env = "ORCHARDMAP_PHOTOS", value_name = "DIR")]
-        photos: Option<PathBuf>,
-        /// Largest photo upload in bytes.
-        #[arg(long, default_value_t = api::DEFAULT_MAX_PHOTO_BYTES, value_name = "BYTES")]
-        max_photo_bytes: usize,
-        /// Requests per minute each client may make without a token, on average (0: no limit; map
-        /// tiles and the map page's files are not counted).
-        #[arg(long, env = "ORCHARDMAP_RATE_LIMIT", default_value_t = 600, value_name = "N")]
-        rate_limit: u32,
-        /// Requests such a client may make at once before the average applies.
-        #[arg(long, default_value_t = 120, value_name = "N")]
-        rate_burst: u32,
-        /// Memory for rendered map tiles, in MiB (least recently used tiles leave first).
-        #[arg(long, default_value_t = 256, value_name = "MIB")]
-        tile_cache_mb: usize,
-        /// Basemap of the map page: a raster tile URL template with {z}, {x}, {y}, or `none` (offline)
-        /// [default: OpenStreetMap's standard tiles].
-        #[arg(long, env = "ORCHARDMAP_BASEMAP", value_name = "URL|none")]
-        basemap: Option<String>,
-        /// The public base URL printed in QR codes, e.g. https://orchardmap.example.vn [default: the
-        /// address each request came to].
-        #[arg(long, env = "ORCHARDMAP_PUBLIC_URL", value_name = "URL")]
-        public_url: Option<String>,
-        /// The signing-key file [default: DB.keys.json beside a SQLite database, else
-        /// orchardmap-keys.json; created on first run].
-        #[arg(long, env = "ORCHARDMAP_KEYS", value_name = "FILE")]
-        keys: Option<PathBuf>,
-        /// The `dist` folder of the maplibre-gl npm package, served to the map page [default:
-        /// node_modules/maplibre-gl/dist when installed; otherwise the page loads MapLibre from a CDN].
-        #[arg(long, env = "ORCHARDMAP_ASSETS", value_name = "DIR")]
-        assets: Option<PathBuf>,
-    },
+    Serve(ServeArgs),
     /// A4 sheets of QR tags for an orchard's trees (signed links, tree code, cultivar, orchard).
     #[command(after_help = "Example:\n  \
     orchardmap labels --orchard DL-CK-EATIEU-001 --format pdf --out tags.pdf --public-url https://orchardmap.example.vn")]
@@ -219,18 +176,50 @@ async fn shutdown_signal() {
 }
 
 /// What `orchardmap serve` was asked for.
+#[derive(clap::Args, Debug)]
 struct ServeArgs {
-    tile_cache_mb: usize,
-    rate_limit: u32,
-    rate_burst: u32,
+    /// SQLite file path or postgres:// URL.
+    #[arg(long, env = "DATABASE_URL", default_value = "orchardmap.db")]
     db: String,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
+    /// Import the bundled sample (about 10,000 trees in Đắk Lắk) first when the database has no trees.
+    #[arg(long)]
     demo: bool,
+    /// Folder for tree photos [default: NAME-photos beside a SQLite database; none for PostgreSQL,
+    /// which then refuses photo uploads].
+    #[arg(long, env = "ORCHARDMAP_PHOTOS", value_name = "DIR")]
     photos: Option<PathBuf>,
+    /// Largest photo upload in bytes.
+    #[arg(long, default_value_t = api::DEFAULT_MAX_PHOTO_BYTES, value_name = "BYTES")]
     max_photo_bytes: usize,
-    map: api::MapSettings,
+    /// Requests per minute each client may make without a token, on average (0: no limit; map
+    /// tiles and the map page's files are not counted).
+    #[arg(long, env = "ORCHARDMAP_RATE_LIMIT", default_value_t = 600, value_name = "N")]
+    rate_limit: u32,
+    /// Requests such a client may make at once before the average applies.
+    #[arg(long, default_value_t = 120, value_name = "N")]
+    rate_burst: u32,
+    /// Memory for rendered map tiles, in MiB (least recently used tiles leave first).
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    tile_cache_mb: usize,
+    /// Basemap of the map page: a raster tile URL template with {z}, {x}, {y}, or `none` (offline)
+    /// [default: OpenStreetMap's standard tiles].
+    #[arg(long, env = "ORCHARDMAP_BASEMAP", value_name = "URL|none")]
+    basemap: Option<String>,
+    /// The public base URL printed in QR codes, e.g. https://orchardmap.example.vn [default: the
+    /// address each request came to].
+    #[arg(long, env = "ORCHARDMAP_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// The signing-key file [default: DB.keys.json beside a SQLite database, else
+    /// orchardmap-keys.json; created on first run].
+    #[arg(long, env = "ORCHARDMAP_KEYS", value_name = "FILE")]
     keys: Option<PathBuf>,
+    /// The `dist` folder of the maplibre-gl npm package, served to the map page [default:
+    /// node_modules/maplibre-gl/dist when installed; otherwise the page loads MapLibre from a CDN].
+    #[arg(long, env = "ORCHARDMAP_ASSETS", value_name = "DIR")]
+    assets: Option<PathBuf>,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -240,13 +229,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         demo,
         photos,
         max_photo_bytes,
-        map,
         rate_limit,
         rate_burst,
         tile_cache_mb,
+        basemap,
         public_url,
         keys,
+        assets,
     } = args;
+    let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
+    if let Some(url) = basemap {
+        map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
+    }
     let store = store::open(&db).await?;
     if demo && store.count_trees().await? == 0 {
         let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
@@ -279,39 +273,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve {
-            db,
-            bind,
-            demo,
-            photos,
-            max_photo_bytes,
-            rate_limit,
-            rate_burst,
-            tile_cache_mb,
-            basemap,
-            assets,
-            public_url,
-            keys,
-        } => {
-            let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
-            if let Some(url) = basemap {
-                map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
-            }
-            let args = ServeArgs {
-                db,
-                bind,
-                demo,
-                photos,
-                max_photo_bytes,
-                map,
-                rate_limit,
-                rate_burst,
-                tile_cache_mb,
-                public_url,
-                keys,
-            };
-            serve(args).await.map(|()| ExitCode::SUCCESS)
-        }
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Labels(args) => trace::labels(args).await.map(|()| ExitCode::SUCCESS),
         Command::Tags(command) => trace::tags(command).await.map(|()| ExitCode::SUCCESS),
         Command::Keys(command) => trace::keys(command).map(|()| ExitCode::SUCCESS),

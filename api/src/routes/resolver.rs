@@ -152,6 +152,16 @@ fn links_response(anchor: &str, links: &[Link<'_>], ask: &Ask) -> Option<Respons
     links.iter().find(|l| l.rel == kind.name).map(|l| redirect(&l.href))
 }
 
+/// What is answered without the page: the linkset, a link type's redirect, or (a GS1 long form, or
+/// no `lang` yet) the redirect to the page in the reader's language, the signature kept.
+fn before_page(anchor: &str, links: &[Link<'_>], ask: &Ask, path: &str, long_form: bool) -> Option<Response> {
+    if let Some(r) = links_response(anchor, links, ask) {
+        return Some(r);
+    }
+    (ask.lang.is_none() || long_form)
+        .then(|| redirect(&page_href(path, page_lang(ask), ask.signature.as_deref(), false)))
+}
+
 fn lang_page_links<'a>(base: &str, path: &str, sig: Option<&str>, titles: [&'a str; 3]) -> Vec<Link<'a>> {
     [Lang::Vi, Lang::En, Lang::Zh]
         .into_iter()
@@ -212,11 +222,8 @@ async fn resolve_tree(
         hreflang: None,
         media_type: "text/html",
     });
-    if let Some(r) = links_response(&anchor, &links, &ask) {
+    if let Some(r) = before_page(&anchor, &links, &ask, &path, long_form) {
         return Ok(r);
-    }
-    if ask.lang.is_none() || long_form {
-        return Ok(redirect(&page_href(&path, page_lang(&ask), sig, false)));
     }
     let lang = page_lang(&ask);
     let candidates: Vec<DigitalLink> =
@@ -425,11 +432,8 @@ async fn resolve_lot(
         hreflang: None,
         media_type: "application/ld+json",
     });
-    if let Some(r) = links_response(&anchor, &links, &ask) {
+    if let Some(r) = before_page(&anchor, &links, &ask, &path, long_form) {
         return Ok(r);
-    }
-    if ask.lang.is_none() || long_form {
-        return Ok(redirect(&page_href(&path, page_lang(&ask), sig, false)));
     }
     let lang = page_lang(&ask);
     let candidates: Vec<DigitalLink> =
