@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_orchardmap");
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Where the keys of a PostgreSQL-backed server live when the test named none (never the working directory).
+    _keys: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -27,7 +29,12 @@ impl Drop for Server {
 /// `extra` flags; returns once it says where it listens.
 pub fn start_with(db: impl AsRef<OsStr>, demo: bool, extra: &[&str]) -> Server {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"]).arg(db).args(extra).env("RUST_LOG", "warn");
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--db"]).arg(&db).args(extra).env("RUST_LOG", "warn");
+    let on_postgres = db.as_ref().to_string_lossy().starts_with("postgres");
+    let keys = (on_postgres && !extra.contains(&"--keys")).then(|| tempfile::tempdir().unwrap());
+    if let Some(dir) = &keys {
+        cmd.arg("--keys").arg(dir.path().join("keys.json"));
+    }
     if demo {
         cmd.arg("--demo");
     }
@@ -41,7 +48,7 @@ pub fn start_with(db: impl AsRef<OsStr>, demo: bool, extra: &[&str]) -> Server {
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .trim_end_matches('/')
         .to_string();
-    Server { child, base }
+    Server { child, base, _keys: keys }
 }
 
 /// GET as JSON.
