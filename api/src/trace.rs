@@ -18,7 +18,8 @@ use store::{ScanCount, Storage};
 pub struct Trace {
     /// The base URL printed in QR codes (`--public-url`); `None`: the origin each request came to.
     pub public_url: Option<String>,
-    keys: RwLock<KeyRing>,
+    /// The key ring and its public half, derived once per (re)load rather than per page view.
+    keys: RwLock<(KeyRing, PublicKeys)>,
     key_file: Option<PathBuf>,
     key_mtime: Mutex<Option<SystemTime>>,
     /// Scans counted and not yet written, and each code's tally.
@@ -109,7 +110,7 @@ impl Trace {
     fn with_ring(ring: KeyRing, key_file: Option<PathBuf>, public_url: Option<String>) -> Self {
         Self {
             public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
-            keys: RwLock::new(ring),
+            keys: RwLock::new(with_public(ring)),
             key_file,
             key_mtime: Mutex::new(None),
             scans: ScanBook::default(),
@@ -124,7 +125,7 @@ impl Trace {
 
     /// The signature of a link by the active key.
     pub fn sign(&self, link: &DigitalLink) -> String {
-        read(&self.keys).sign(&link.canonical())
+        read(&self.keys).0.sign(&link.canonical())
     }
 
     /// The link's URL on `base`, signed.
@@ -134,13 +135,14 @@ impl Trace {
 
     /// The public keys (JWKS).
     pub fn public_keys(&self) -> PublicKeys {
-        read(&self.keys).public()
+        read(&self.keys).1.clone()
     }
 
     /// The verdict on `signature` for whichever of `candidates` (the forms a
     /// label of this item may carry) it was made for.
     pub fn verdict(&self, candidates: &[DigitalLink], signature: Option<&str>) -> Verdict {
-        let keys = self.public_keys();
+        let held = read(&self.keys);
+        let keys = &held.1;
         let mut worst = Verdict::Tampered;
         for link in candidates {
             match keys.verify(&link.canonical(), signature) {
@@ -165,7 +167,7 @@ impl Trace {
         {
             Ok(ring) => {
                 tracing::info!(file = %path.display(), kid = ring.active_kid(), "signing keys reloaded");
-                *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+                *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = with_public(ring);
                 *lock(&self.key_mtime) = now;
             }
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "key file changed but cannot be read"),
@@ -192,6 +194,11 @@ impl Trace {
     pub fn forget_diary(&self, id: TreeId) {
         lock(&self.diaries).remove(&id);
     }
+}
+
+fn with_public(ring: KeyRing) -> (KeyRing, PublicKeys) {
+    let public = ring.public();
+    (ring, public)
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {

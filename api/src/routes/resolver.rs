@@ -162,6 +162,11 @@ fn before_page(anchor: &str, links: &[Link<'_>], ask: &Ask, path: &str, long_for
         .then(|| redirect(&page_href(path, page_lang(ask), ask.signature.as_deref(), false)))
 }
 
+/// A link with no language of its own.
+fn plain_link<'a>(rel: &'a str, href: String, title: &'a str, media_type: &'a str) -> Link<'a> {
+    Link { rel, href, title, hreflang: None, media_type }
+}
+
 fn lang_page_links<'a>(base: &str, path: &str, sig: Option<&str>, titles: [&'a str; 3]) -> Vec<Link<'a>> {
     [Lang::Vi, Lang::En, Lang::Zh]
         .into_iter()
@@ -201,27 +206,19 @@ async fn resolve_tree(
     let sig = ask.signature.as_deref();
     let anchor = DigitalLink::Tree { gln: orchard_gln.clone(), code }.url(&ask.base);
     let mut links = lang_page_links(&ask.base, &path, sig, ["Cây sầu riêng", "Durian tree", "榴莲树"]);
-    links.push(Link {
-        rel: "gs1:traceability",
-        href: format!("{}/api/trees/{}/records", ask.base, tree.id),
-        title: "Care records",
-        hreflang: None,
-        media_type: "application/json",
-    });
-    links.push(Link {
-        rel: "gs1:epcis",
-        href: format!("{}/api/epcis/events?tree={code}", ask.base),
-        title: "EPCIS events",
-        hreflang: None,
-        media_type: "application/ld+json",
-    });
-    links.push(Link {
-        rel: "gs1:locationInfo",
-        href: format!("{}/#tree={code}", ask.base),
-        title: "Map",
-        hreflang: None,
-        media_type: "text/html",
-    });
+    links.push(plain_link(
+        "gs1:traceability",
+        format!("{}/api/trees/{}/records", ask.base, tree.id),
+        "Care records",
+        "application/json",
+    ));
+    links.push(plain_link(
+        "gs1:epcis",
+        format!("{}/api/epcis/events?tree={code}", ask.base),
+        "EPCIS events",
+        "application/ld+json",
+    ));
+    links.push(plain_link("gs1:locationInfo", format!("{}/#tree={code}", ask.base), "Map", "text/html"));
     if let Some(r) = before_page(&anchor, &links, &ask, &path, long_form) {
         return Ok(r);
     }
@@ -249,7 +246,7 @@ async fn resolve_tree(
         planted_year: tree.planted_year,
         health: tree.health,
         height_m: tree.height_m,
-        place: place(orchard.as_deref(), &tree),
+        place: place(orchard.as_deref(), &tree.orchard_id),
         map: MiniMap {
             boundary: boundary(orchard.as_deref()),
             points: vec![],
@@ -338,7 +335,7 @@ fn summary(d: &RecordDetails) -> String {
     }
 }
 
-fn place(orchard: Option<&Orchard>, tree: &Tree) -> PlaceView {
+fn place(orchard: Option<&Orchard>, orchard_id: &geo_core::OrchardId) -> PlaceView {
     match orchard {
         Some(o) => PlaceView {
             orchard_name: o.name.clone(),
@@ -348,7 +345,7 @@ fn place(orchard: Option<&Orchard>, tree: &Tree) -> PlaceView {
             planting_area_code: o.planting_area_code.clone(),
         },
         None => PlaceView {
-            orchard_name: tree.orchard_id.as_str().to_string(),
+            orchard_name: orchard_id.as_str().to_string(),
             commune: String::new(),
             district: String::new(),
             province: String::new(),
@@ -425,13 +422,12 @@ async fn resolve_lot(
         hreflang: Some("en"),
         media_type: "text/html",
     });
-    links.push(Link {
-        rel: "gs1:epcis",
-        href: format!("{}/api/epcis/events?lot={code}", ask.base),
-        title: "EPCIS events",
-        hreflang: None,
-        media_type: "application/ld+json",
-    });
+    links.push(plain_link(
+        "gs1:epcis",
+        format!("{}/api/epcis/events?lot={code}", ask.base),
+        "EPCIS events",
+        "application/ld+json",
+    ));
     if let Some(r) = before_page(&anchor, &links, &ask, &path, long_form) {
         return Ok(r);
     }
@@ -455,25 +451,9 @@ async fn resolve_lot(
         records.extend(state.trace.diary(state.store.as_ref(), t.id).await?.iter().cloned());
     }
     let phi = geo_core::phi_checks(&records, lot.harvest_date);
-    let place_view = match orchard.as_deref() {
-        Some(o) => PlaceView {
-            orchard_name: o.name.clone(),
-            commune: o.commune.clone(),
-            district: o.district.clone(),
-            province: o.province.clone(),
-            planting_area_code: o.planting_area_code.clone(),
-        },
-        None => PlaceView {
-            orchard_name: lot.orchard_id.as_str().to_string(),
-            commune: String::new(),
-            district: String::new(),
-            province: String::new(),
-            planting_area_code: None,
-        },
-    };
     let page = pages::LotPage {
         code: code.as_str().to_string(),
-        place: place_view,
+        place: place(orchard.as_deref(), &lot.orchard_id),
         map: MiniMap {
             boundary: boundary(orchard.as_deref()),
             points,
