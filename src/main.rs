@@ -201,6 +201,10 @@ struct ServeArgs {
     /// Requests such a client may make at once before the average applies.
     #[arg(long, default_value_t = 120, value_name = "N")]
     rate_burst: u32,
+    /// Failed authentications (bad, unknown or revoked tokens) each client may make per minute
+    /// before it is answered 429 (0: no limit; for API robustness testing only).
+    #[arg(long, env = "ORCHARDMAP_AUTH_FAILURE_LIMIT", default_value_t = 10, value_name = "N")]
+    auth_failure_limit: u32,
     /// Memory for rendered map tiles, in MiB (least recently used tiles leave first).
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     tile_cache_mb: usize,
@@ -231,6 +235,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_photo_bytes,
         rate_limit,
         rate_burst,
+        auth_failure_limit,
         tile_cache_mb,
         basemap,
         public_url,
@@ -248,7 +253,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
-    let hygiene = api::Hygiene { rate_per_minute: rate_limit, rate_burst, ..api::Hygiene::default() };
+    let hygiene = api::Hygiene {
+        rate_per_minute: rate_limit,
+        rate_burst,
+        auth_failures_per_minute: auth_failure_limit,
+        ..api::Hygiene::default()
+    };
     let tile_cache_bytes = tile_cache_mb.saturating_mul(1024 * 1024);
     let key_file = Some(keys.unwrap_or_else(|| api::trace::default_key_file(&db)));
     let config = api::Config {
