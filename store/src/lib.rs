@@ -66,7 +66,7 @@ use geo_core::{
 };
 
 pub use error::{Error, Result};
-pub use postgres::PostgresStore;
+pub use postgres::{DEFAULT_BULK_INDEX_ROWS, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use trace::{ScanCount, Tag, TagAssignment, TagBatch, TraceStorage};
 

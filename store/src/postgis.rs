@@ -42,10 +42,13 @@ impl PostgisMode {
     }
 }
 
+/// The GiST index of `trees.geom`.
+const TREES_INDEX: &str = "CREATE INDEX IF NOT EXISTS trees_geom ON trees USING gist (geom)";
+
 const SET_UP: [&str; 4] = [
     "ALTER TABLE trees ADD COLUMN IF NOT EXISTS geom geometry(Point, 4326) \
      GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED",
-    "CREATE INDEX IF NOT EXISTS trees_geom ON trees USING gist (geom)",
+    TREES_INDEX,
     // The boundary is the GeoJSON Polygon `coordinates` member, as text.
     "ALTER TABLE orchards ADD COLUMN IF NOT EXISTS geom geometry(Polygon, 4326) \
      GENERATED ALWAYS AS (CASE WHEN boundary IS NULL THEN NULL ELSE \
@@ -90,5 +93,26 @@ async fn add_columns(conn: &mut sqlx::PgConnection) -> std::result::Result<(), S
     for sql in SET_UP {
         sqlx::query(sql).execute(&mut *conn).await.map_err(|e| format!("{sql}: {e}"))?;
     }
+    Ok(())
+}
+
+/// For a bulk import inside `conn`'s transaction: takes the exclusive lock on
+/// `trees` and drops the GiST index of `trees.geom`, if there is one (then
+/// `true`). The transaction must call [`rebuild_trees_index`] before it
+/// commits; rolled back, the index is back as it was.
+pub(crate) async fn drop_trees_index(conn: &mut sqlx::PgConnection) -> Result<bool> {
+    let present: bool =
+        sqlx::query_scalar("SELECT to_regclass('trees_geom') IS NOT NULL").fetch_one(&mut *conn).await?;
+    if present {
+        sqlx::query("LOCK TABLE trees IN ACCESS EXCLUSIVE MODE").execute(&mut *conn).await?;
+        sqlx::query("DROP INDEX trees_geom").execute(&mut *conn).await?;
+    }
+    Ok(present)
+}
+
+/// Builds the GiST index of `trees.geom` again (sorted build: about 1.6 s a million trees).
+pub(crate) async fn rebuild_trees_index(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL maintenance_work_mem = '256MB'").execute(&mut *conn).await?;
+    sqlx::query(TREES_INDEX).execute(&mut *conn).await?;
     Ok(())
 }

@@ -61,6 +61,21 @@ pub(crate) struct PgImport {
     touched: Touched,
     /// Why the import cannot go on, once it cannot.
     broken: Option<String>,
+    /// What happens to the PostGIS index of `trees` (see [`BulkIndex`]).
+    bulk: BulkIndex,
+}
+
+/// The PostGIS index of `trees` during an import (see
+/// [`PostgresStore::with_bulk_index_rows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BulkIndex {
+    /// Kept up row by row (no PostGIS, or a small import so far).
+    Kept,
+    /// Dropped in this transaction once the import has `rows` new trees and a
+    /// quarter of the `table` (trees stored when the import began).
+    From { rows: u64, table: u64 },
+    /// Dropped; built again before the commit.
+    Dropped,
 }
 
 impl std::fmt::Debug for PgImport {
@@ -165,6 +180,13 @@ impl PgImport {
         // Removed trees' codes are never given again: neither claimed nor derived.
         let removed: HashSet<i64> =
             sqlx::query_scalar(REMOVED_SERIALS_SQL).fetch_all(&mut *tx).await?.into_iter().collect();
+        let bulk = if store.has_postgis() {
+            // Tree ids come from one sequence: the largest is about the number of rows, at index cost.
+            let table: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM trees").fetch_one(&mut *tx).await?;
+            BulkIndex::From { rows: store.bulk_index_rows, table: u64::try_from(table).unwrap_or(0) }
+        } else {
+            BulkIndex::Kept
+        };
         let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orchards").fetch_all(&mut *tx).await?;
         let orchards = ids
             .into_iter()
@@ -184,6 +206,7 @@ impl PgImport {
             removed,
             touched: Touched::default(),
             broken: None,
+            bulk,
         })
     }
 
@@ -364,6 +387,21 @@ impl PgImport {
             assigned.push(next.ok_or_else(|| corrupt("trees", "fewer tree ids than trees"))?);
         }
 
+        if let BulkIndex::From { rows: from, table } = self.bulk {
+            let after = self.inserted + rows.len() as u64;
+            if after >= from && after.saturating_mul(4) >= table {
+                self.bulk = if crate::postgis::drop_trees_index(self.conn()).await? {
+                    tracing::debug!(
+                        trees = after,
+                        table,
+                        "bulk import: the trees' GiST index is built again at commit"
+                    );
+                    BulkIndex::Dropped
+                } else {
+                    BulkIndex::Kept
+                };
+            }
+        }
         let row_keys = self.record_keys(rows.iter().map(|(k, _)| k)).await?;
         let at = now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
         let mut text = String::with_capacity(rows.len() * 200);
@@ -558,6 +596,9 @@ impl ImportWriter for PgImport {
 
     async fn commit(mut self: Box<Self>) -> Result<SurveyId> {
         self.enter()?;
+        if self.bulk == BulkIndex::Dropped {
+            crate::postgis::rebuild_trees_index(self.conn()).await?;
+        }
         let at = now();
         let runs = std::mem::take(&mut self.touched).into_runs();
         log_changes(self.conn(), &runs, at).await?;

@@ -7,11 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Fixture, Kind, draft, orchard};
+use common::{Fixture, Kind, draft, orchard, survey};
 use geo_core::{Actor, LonLat, Tree, polygon_from_ring};
 use sqlx::Connection as _;
 use store::postgis::PostgisMode;
-use store::{ImportBatch, PostgresStore, Storage};
+use store::{ImportBatch, ImportMeta, PostgresStore, Storage};
 
 async fn fixture() -> Option<Fixture> {
     let f = Fixture::new(Kind::Postgres).await;
@@ -136,5 +136,93 @@ async fn without_postgis_everything_else_works() {
     assert_eq!(store.tree(t.id).await.unwrap().unwrap(), stored);
     assert_eq!(store.count_trees().await.unwrap(), 20);
     assert!(!has_column(&f, "trees").await && !has_column(&f, "orchards").await);
+    f.cleanup_now().await;
+}
+
+fn meta(n: u64) -> ImportMeta {
+    ImportMeta {
+        file_name: format!("bulk-{n}.csv"),
+        file_sha256: format!("{n:064x}"),
+        format: "csv".into(),
+        survey: survey("bulk"),
+        external_id: None,
+    }
+}
+
+fn rows(from: usize, n: usize) -> Vec<(String, geo_core::NewTree)> {
+    (from..from + n).map(|i| (format!("row-{i}"), draft("GIS-1", i))).collect()
+}
+
+/// Whether another session can read `trees` within 300 ms (`false`: it waited for a lock).
+async fn readable(f: &Fixture) -> bool {
+    let mut c = conn(f).await;
+    sqlx::query("SET lock_timeout = '300ms'").execute(&mut c).await.unwrap();
+    match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM trees").fetch_one(&mut c).await {
+        Ok(_) => true,
+        Err(e) if e.to_string().contains("lock timeout") => false,
+        Err(e) => panic!("reading trees: {e}"),
+    }
+}
+
+/// Trees found through the GiST index (sequential scans off) in a box around the fixture's trees.
+async fn found_by_index(f: &Fixture) -> i64 {
+    let mut c = conn(f).await;
+    sqlx::query("SET enable_seqscan = off").execute(&mut c).await.unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar("EXPLAIN SELECT count(*) FROM trees WHERE geom && ST_MakeEnvelope(100, 0, 120, 20, 4326)")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    assert!(plan.iter().any(|line| line.contains("trees_geom")), "the index is not used: {plan:?}");
+    sqlx::query_scalar("SELECT count(*) FROM trees WHERE geom && ST_MakeEnvelope(100, 0, 120, 20, 4326)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_builds_the_gist_index_again_and_a_small_one_keeps_it() {
+    let Some(f) = fixture().await else { return };
+    if !available(&f).await {
+        eprintln!("the server has no PostGIS extension: skipped (CI installs postgresql-15-postgis-3)");
+        f.cleanup_now().await;
+        return;
+    }
+    let pg = PostgresStore::connect_with(&f.location(), PostgisMode::On).await.unwrap().with_bulk_index_rows(100);
+    let store: Arc<dyn Storage> = Arc::new(pg);
+    store.import(ImportBatch { survey: None, orchards: vec![boundary_orchard("GIS-1")], trees: vec![] }).await.unwrap();
+
+    // 300 new trees into an empty table: from the 100th the index is dropped (the table is
+    // locked meanwhile) and built again at commit.
+    let mut w = store.begin_import(meta(1)).await.unwrap();
+    w.insert_trees(rows(0, 60)).await.unwrap();
+    assert!(readable(&f).await, "60 rows are below the threshold: the table stays readable");
+    w.insert_trees(rows(60, 60)).await.unwrap();
+    assert!(!readable(&f).await, "past the threshold the import holds the table");
+    w.insert_trees(rows(120, 180)).await.unwrap();
+    w.commit().await.unwrap();
+    assert!(readable(&f).await);
+    assert_eq!(found_by_index(&f).await, 300);
+
+    // A bulk import rolled back leaves the index as it was.
+    let mut w = store.begin_import(meta(2)).await.unwrap();
+    w.insert_trees(rows(300, 200)).await.unwrap();
+    assert!(!readable(&f).await);
+    drop(w);
+    assert!(readable(&f).await);
+    assert_eq!(found_by_index(&f).await, 300);
+
+    // 100 more into 300 (a third of the table): rebuilt.
+    let mut w = store.begin_import(meta(3)).await.unwrap();
+    w.insert_trees(rows(500, 100)).await.unwrap();
+    assert!(!readable(&f).await);
+    w.commit().await.unwrap();
+    // 120 into a table whose ids reach 600 (the rolled-back import used ids too): past the
+    // threshold but under a quarter of the table, so the index is kept row by row, never locked.
+    let mut w = store.begin_import(meta(4)).await.unwrap();
+    w.insert_trees(rows(600, 120)).await.unwrap();
+    assert!(readable(&f).await, "a small import keeps the index and never locks the table");
+    w.commit().await.unwrap();
+    assert_eq!(found_by_index(&f).await, 520);
     f.cleanup_now().await;
 }
