@@ -214,6 +214,33 @@ async fn demo_spatial_queries_labels_and_lots_on_postgres() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     assert!(std::fs::read_to_string(&out).unwrap().contains(tree["properties"]["code"].as_str().unwrap()));
+    // PostgreSQL stores no NUL in text: a write holding one is refused naming it (never a 500), on
+    // JSON writes and in survey files alike, and nothing of it is kept.
+    let r = client
+        .post(format!("{base}/api/orchards"))
+        .bearer_auth(&token)
+        .json(&json!({"id": "DL-NUL-001", "name": "Vườn\u{0}NUL", "province": "Đắk Lắk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("U+0000"));
+    assert_eq!(client.get(format!("{base}/api/orchards/DL-NUL-001")).send().await.unwrap().status(), 404);
+    let csv = format!("lat,lon,cultivar,planted_year,health,orchard\n{lat},{lon},Ri6\u{0}x,2020,good,{orchard}\n");
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("nul.csv"));
+    let report: Value = client
+        .post(format!("{base}/api/imports"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((report["inserted"].as_u64(), report["rejected"].as_u64()), (Some(0), Some(1)), "{report}");
+    assert!(report["problems"].to_string().contains("control character"), "{report}");
     // A backup is refused with the PostgreSQL tool to use.
     let o =
         Command::new(BIN).args(["backup", "--db", &db.url]).arg("--out").arg(dir.path().join("b.db")).output().unwrap();

@@ -130,6 +130,10 @@ impl From<store::Error> for AppError {
             store::Error::DuplicateCode(code) => AppError::Conflict(format!("tree code {code} is already in use")),
             store::Error::NoSuchTree(r) => AppError::NotFound(format!("{r} not found")),
             e if e.is_unavailable() => AppError::DatabaseUnavailable(e.to_string()),
+            e if e.is_unstorable_text() => AppError::bad(
+                "text",
+                "a text value contains a character that cannot be stored (U+0000, a NUL); nothing was saved",
+            ),
             other => AppError::Internal(other.to_string()),
         }
     }

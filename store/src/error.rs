@@ -75,6 +75,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the database refused a text value it cannot hold (PostgreSQL
+    /// stores no U+0000 in text); nothing of that write was kept.
+    pub fn is_unstorable_text(&self) -> bool {
+        let Error::Database(sqlx::Error::Database(db)) = self else { return false };
+        // 22021: character_not_in_repertoire (a NUL in text); 22P05: untranslatable_character.
+        db.code().is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05"))
+    }
+
     /// Whether the database could not be reached (connection refused, lost or
     /// closed, the server shutting down or starting, no connection free in
     /// time). A write that failed so was not committed unless the failure came

@@ -403,6 +403,13 @@ impl<'c> Builder<'c> {
         raw: RawRecord,
     ) -> Record {
         let this_year = self.ctx.opts.rules.this_year;
+        // A control character (a NUL byte, an escape) is never part of a survey value: PostgreSQL
+        // cannot store a NUL at all, and the rest would reach pages and exports as garbage.
+        for field in Field::ALL {
+            if let Some(text) = values.get(field).filter(|t| t.chars().any(|c| c.is_control() && c != '\t')) {
+                self.fail(field, text, "contains a control character (such as U+0000); the file may be damaged");
+            }
+        }
         let location = self.position(values, geometry).and_then(|p| self.place(p));
 
         let mut accuracy = self.number(values, Field::Accuracy);

@@ -622,3 +622,23 @@ fn endless_records_are_errors_not_memory() {
         assert!(e.starts_with(name) && e.contains(&limit), "{e}");
     }
 }
+
+#[test]
+fn a_control_character_in_any_value_rejects_the_row() {
+    let text = format!(
+        "{HEADER}\n{GOOD}\n12.6405427,108.1270364,4.4,Ri6\u{0}x,2021,good,DL-CK-EATIEU-001,2025-03-03T01:16:17Z\n\
+         12.6405427,108.1270364,4.4,Ri6,2021,good,DL-CK\u{1b}-001,2025-03-03T01:16:17Z\n"
+    );
+    let rs = records(&text, "nul.csv");
+    assert!(rs[0].tree.is_some(), "{:?}", problems(&rs[0]));
+    assert!(rs[1].tree.is_none());
+    assert!(
+        problems(&rs[1]).contains(
+            &"cultivar Ri6\u{0}x: contains a control character (such as U+0000); the file may be damaged".to_string()
+        ),
+        "{:?}",
+        problems(&rs[1])
+    );
+    assert!(rs[2].tree.is_none());
+    assert!(problems(&rs[2]).iter().any(|p| p.starts_with("orchard DL-CK\u{1b}-001: contains a control character")));
+}
