@@ -12,6 +12,10 @@ fallback forced with #notiles) it loads
   BASE_URL/#e2e           the page zooms to a tree and clicks it: its popup shows the tree's code,
 
 saving a screenshot of each in OUT_DIR. Exits 1 on any failure.
+
+With MAP_E2E_TOKEN (an admin token, set by map-e2e.sh when it serves the sample itself), the tree the
+self-test clicks (the first by id) first gets MARKUP in its cultivar and in its orchard's name: its
+popup must show that markup as text, hold no element made from it and run none of its script.
 """
 
 import base64
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import zlib
 
 # The health colours of api/src/routes/map.rs (HEALTH_COLORS) and the cluster colours (CLUSTER_STOPS).
@@ -34,6 +39,30 @@ TREE_COLORS = {
 }
 CLUSTER_COLORS = [(0x2E, 0x9D, 0x57), (0xD9, 0xA4, 0x00), (0xEE, 0x6A, 0x12), (0xB3, 0x26, 0x1E)]
 TIMEOUT_S = int(os.environ.get("MAP_E2E_TIMEOUT", "90"))
+# Text that would run a script if the popup parsed it as HTML (a cultivar holds at most 60 characters).
+MARKUP = '<img src=x onerror="window.__omXss=1">'
+
+
+def plant_markup(base, token):
+    """Puts MARKUP into the cultivar of the first tree by id (the one the self-test clicks) and
+    into its orchard's name, through the API."""
+
+    def call(method, path, body=None, headers=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(base + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.headers, json.loads(response.read() or b"null")
+
+    _, first = call("GET", "/api/trees?limit=1&sort=id")
+    tree = first["features"][0]
+    headers, _ = call("GET", f"/api/trees/{tree['id']}")
+    call("PATCH", f"/api/trees/{tree['id']}", {"cultivar": "Ri6 " + MARKUP}, {"If-Match": headers["ETag"]})
+    orchard_name = "Vườn " + MARKUP + "<script>window.__omXss=2</script>"
+    call("PATCH", f"/api/orchards/{tree['properties']['orchard']}", {"name": orchard_name})
 
 
 def find_chromium():
@@ -224,10 +253,15 @@ def run_page(browser, url, shot, width, height):
     popup = browser.evaluate(
         "(document.querySelector('.maplibregl-popup .tree-popup') || {}).textContent || ''"
     )
+    # What markup in the tree's text would have done, had the popup parsed it: elements, a script run.
+    injected = browser.evaluate(
+        "[typeof window.__omXss, document.querySelectorAll("
+        "'.maplibregl-popup img[src=\"x\"], .maplibregl-popup script, .maplibregl-popup [onerror]').length]"
+    )
     png = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
     with open(shot, "wb") as f:
         f.write(png)
-    return marks, popup, png
+    return marks, popup, injected, png
 
 
 def main():
@@ -241,6 +275,9 @@ def main():
         return 0
     os.makedirs(out, exist_ok=True)
     failures = []
+    token = os.environ.get("MAP_E2E_TOKEN")
+    if token:
+        plant_markup(base, token)
     for width, height, mobile in ((1280, 800, False), (360, 740, True)):
         for mode in ("tiles", "notiles"):
             suffix = "" if mode == "tiles" else "&notiles"
@@ -252,7 +289,9 @@ def main():
                         name = f"map-{width}x{height}-{mode}-{step}"
                         hash_ = "#e2e=overview" if step == "overview" else "#e2e"
                         shot = os.path.join(out, name + ".png")
-                        marks, popup, png = run_page(browser, f"{base}/?{step}{hash_}{suffix}", shot, width, height)
+                        marks, popup, injected, png = run_page(
+                            browser, f"{base}/?{step}{hash_}{suffix}", shot, width, height
+                        )
                         problems = []
                         if marks.get("errors"):
                             problems.append("page errors: " + marks["errors"])
@@ -270,6 +309,10 @@ def main():
                                 problems.append("no popup after clicking a tree")
                             elif code not in popup:
                                 problems.append(f"the popup does not show the tree code {code}: {popup!r}")
+                            if token and MARKUP not in popup:
+                                problems.append(f"the popup does not show the tree's markup as text: {popup!r}")
+                        if injected != ["undefined", 0]:
+                            problems.append(f"markup from the data became elements or ran: {injected}")
                         status = "ok" if not problems else "FAIL"
                         print(f"map e2e: {name}: {status} ({colored} tree-coloured pixels, marks {marks}) -> {shot}")
                         failures += [f"{name}: {p}" for p in problems]

@@ -4,7 +4,9 @@
 # at 1280x800 and 360x740, with vector tiles and with the GeoJSON fallback, that
 #   - the page loads without a JavaScript error;
 #   - trees render (the screenshot has tree-coloured pixels);
-#   - clicking a tree opens its popup, which shows the tree's code.
+#   - clicking a tree opens its popup, which shows the tree's code;
+#   - (when this script serves the sample itself) that tree's cultivar and orchard name, set to hold
+#     HTML and a script, show in the popup as text and run nothing.
 #
 #   scripts/map-e2e.sh            # builds orchardmap (debug) and serves the sample on a free port
 #   ORCHARDMAP_BIN=target/debug/orchardmap scripts/map-e2e.sh   # with a binary already built
@@ -44,6 +46,12 @@ if [ $# -ge 1 ]; then
   BASE="${1%/}"
 else
   serve_demo debug --basemap none
+  # An admin token for map-e2e.py to put markup into the tree its self-test clicks.
+  BIN="${ORCHARDMAP_BIN:-target/debug/orchardmap}"
+  MAP_E2E_TOKEN="$("$BIN" user add --db "$WORK/demo.db" --name map-e2e --role admin 2>/dev/null \
+    | grep -o 'om_[A-Za-z0-9_-]*' | head -n 1)"
+  [ -n "$MAP_E2E_TOKEN" ] || fail "no token from orchardmap user add"
+  export MAP_E2E_TOKEN
 fi
 echo "map-e2e: $BASE with $("$CHROMIUM_BIN" --version 2>/dev/null || echo "$CHROMIUM_BIN")"
 

@@ -9,6 +9,8 @@
 #   cargo run --release -p orchardmap-store --example synthetic -- DB 1000000
 # Load generator: examples/mixed_load.rs. Needs curl.
 # PERF=1 also records `perf record -g` on the server for the whole run (perf.data in the temp dir, kept).
+# The server's resident memory is sampled every 10 s of the run; the script prints it at the start, each
+# minute and the end (the soak test: `scripts/mixed-load.sh /tmp/orchardmap-1m.db 600`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB="${1:-/tmp/orchardmap-1m.db}"
@@ -61,10 +63,19 @@ if [ -n "${PERF:-}" ]; then
   echo "perf: recording to $TMP/perf.data"
 fi
 
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
+( while kill -0 "$SERVER_PID" 2>/dev/null; do echo "$(date +%s) $(rss_kib)"; sleep 10; done ) >"$TMP/rss.log" &
+RSS_PID=$!
+
 status=0
 target/release/examples/mixed_load --base "$BASE" --token "$TOKEN" --db "$DB" --seconds "$SECONDS_RUN" \
   --connections "$CONNS" --write-percent "$WRITE_PERCENT" --max-id "$MAX_ID" || status=$?
 if [ -n "$PERF_PID" ]; then wait "$PERF_PID" || true; fi
-echo "server RSS: $(awk '/VmRSS/ {print $2 / 1024 " MiB"}' "/proc/$SERVER_PID/status")"
+kill "$RSS_PID" 2>/dev/null || true
+echo "$(date +%s) $(rss_kib)" >>"$TMP/rss.log"
+awk 'NR == 1 { t0 = $1; first = $2 } { if ($2 > max) max = $2; last = $2; m = int(($1 - t0) / 60)
+       if (!(m in seen)) { seen[m] = 1; printf "server RSS at %4d s: %7.1f MiB\n", $1 - t0, $2 / 1024 } }
+     END { printf "server RSS: start %.1f MiB, end %.1f MiB, peak %.1f MiB\n", first / 1024, last / 1024, max / 1024 }' \
+  "$TMP/rss.log"
 if [ -s "$TMP/serve.err" ]; then echo "server stderr (last lines):"; tail -5 "$TMP/serve.err"; fi
 exit "$status"

@@ -156,23 +156,34 @@ enum Command {
     },
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed at once, when this is
+/// called, so a signal that comes before the future is first polled is not lost (nor kills
+/// the process the default way).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let streams = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+    async move {
+        #[cfg(unix)]
+        let name = match streams {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        };
+        #[cfg(not(unix))]
+        let name = {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        };
+        tracing::info!(signal = name, "shutting down");
+    }
 }
 
 /// What `orchardmap serve` was asked for.
@@ -224,6 +235,10 @@ struct ServeArgs {
     /// node_modules/maplibre-gl/dist when installed; otherwise the page loads MapLibre from a CDN].
     #[arg(long, env = "ORCHARDMAP_ASSETS", value_name = "DIR")]
     assets: Option<PathBuf>,
+    /// On SIGTERM or SIGINT: stop accepting connections, give the requests in flight this many
+    /// seconds to finish, then cut short those left (a running import is rolled back) and exit.
+    #[arg(long, env = "ORCHARDMAP_SHUTDOWN_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    shutdown_timeout: u64,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -241,43 +256,60 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url,
         keys,
         assets,
+        shutdown_timeout,
     } = args;
     let mut map = api::MapSettings { assets, ..api::MapSettings::default() };
     if let Some(url) = basemap {
         map.basemap = (!url.eq_ignore_ascii_case("none") && !url.is_empty()).then_some(url);
     }
-    let store = store::open(&db).await?;
-    if demo && store.count_trees().await? == 0 {
-        let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
-        tracing::info!(orchards = report.orchards, trees = report.imported, "imported the bundled sample");
-    }
-    let started = std::time::Instant::now();
-    let photo_dir = photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
-    let hygiene = api::Hygiene {
-        rate_per_minute: rate_limit,
-        rate_burst,
-        auth_failures_per_minute: auth_failure_limit,
-        ..api::Hygiene::default()
+    // Installed before anything slow: a signal during start-up (the sample import, loading the
+    // trees) stops the server there; an import of the sample is then rolled back.
+    let mut signal = Box::pin(shutdown_signal());
+    let starting = async {
+        let store = store::open(&db).await?;
+        if demo && store.count_trees().await? == 0 {
+            let report = ingest::import_sample(store.clone()).await.context("importing the bundled sample")?;
+            tracing::info!(orchards = report.orchards, trees = report.imported, "imported the bundled sample");
+        }
+        let started = std::time::Instant::now();
+        let photo_dir =
+            photos.or_else(|| store::photos::PhotoStore::beside_database(&db).map(|p| p.root().to_path_buf()));
+        let hygiene = api::Hygiene {
+            rate_per_minute: rate_limit,
+            rate_burst,
+            auth_failures_per_minute: auth_failure_limit,
+            ..api::Hygiene::default()
+        };
+        let tile_cache_bytes = tile_cache_mb.saturating_mul(1024 * 1024);
+        let key_file = Some(keys.unwrap_or_else(|| api::trace::default_key_file(&db)));
+        let config = api::Config {
+            bind,
+            photo_dir,
+            max_photo_bytes,
+            map,
+            hygiene,
+            tile_cache_bytes,
+            key_file,
+            public_url,
+            shutdown_timeout: std::time::Duration::from_secs(shutdown_timeout),
+            ..api::Config::default()
+        };
+        let app = api::Application::build(store, config).await?;
+        tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
+        anyhow::Ok(app)
     };
-    let tile_cache_bytes = tile_cache_mb.saturating_mul(1024 * 1024);
-    let key_file = Some(keys.unwrap_or_else(|| api::trace::default_key_file(&db)));
-    let config = api::Config {
-        bind,
-        photo_dir,
-        max_photo_bytes,
-        map,
-        hygiene,
-        tile_cache_bytes,
-        key_file,
-        public_url,
-        ..api::Config::default()
+    let app = tokio::select! {
+        app = starting => app?,
+        () = &mut signal => {
+            tracing::info!("stopped while starting, before serving");
+            return Ok(());
+        }
     };
-    let app = api::Application::build(store, config).await?;
     let addr = app.local_addr()?;
-    tracing::info!(trees = app.tree_count(), elapsed_ms = started.elapsed().as_millis() as u64, "trees loaded");
     // The e2e tests read this line to learn the port.
     println!("orchardmap serving {} trees from {db} on http://{addr}/", app.tree_count());
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(signal).await?;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -350,11 +382,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let serving = matches!(cli.command, Command::Serve(_));
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if serving {
+        // Dropping the runtime would wait for every blocking task without limit. After `serve`
+        // some may remain (an export or import cut short stops at its next batch): stop waiting
+        // soon, and drop the connections still sending a body (Application::run_until).
+        runtime.shutdown_timeout(SERVE_EXIT_WAIT);
     }
+    code
 }
+
+/// Longest wait for the runtime's tasks once `serve` has stopped.
+const SERVE_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -15,11 +15,14 @@ pub mod middleware;
 pub mod openapi;
 pub mod pack;
 mod pages;
-mod params;
+// Public for the fuzz targets in `fuzz/` (query-string parsing as every route does it).
+pub mod params;
 mod routes;
+pub mod shutdown;
 pub mod tilecache;
 pub mod trace;
 
+use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +38,9 @@ pub use error::{AppError, Result};
 pub use metrics::Metrics;
 pub use middleware::{AuthFailures, ClientIp, Hygiene, RateLimiter};
 pub use routes::map::MapSettings;
-pub use routes::tiles::{Format as TileFormat, MAX_TILE_ZOOM, render as render_tile};
+pub use routes::tiles::{
+    Format as TileFormat, MAX_TILE_ZOOM, parse_address as parse_tile_address, render as render_tile,
+};
 pub use routes::trees::{DEFAULT_LIMIT, MAX_K, MAX_LIMIT, MAX_RADIUS_M};
 
 /// What every handler can reach.
@@ -223,7 +228,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/export", get(routes::export::export))
         .route(
             "/api/imports",
-            post(routes::imports::create_import).layer(DefaultBodyLimit::max(routes::imports::MAX_UPLOAD_BYTES)),
+            post(routes::imports::create_import).layer(DefaultBodyLimit::max(state.hygiene.max_import_bytes)),
         )
         .route("/api/openapi.json", get(openapi::serve))
         .merge(routes::ogc::router())
@@ -234,6 +239,16 @@ pub fn router(state: AppState) -> Router {
     // every route, so that they cover them all; tracing outermost.
     middleware::layers(routes, &state).layer(tower_http::trace::TraceLayer::new_for_http()).with_state(state)
 }
+
+/// Default of [`Config::shutdown_timeout`]: 30 s.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the grace period, how long cut-short handlers get to drop what they hold (an
+/// import's transaction) before the server stops waiting for their connections.
+const CUT_SHORT_WAIT: Duration = Duration::from_secs(1);
+
+/// Longest the last write of scan counts may wait for the database at shutdown.
+const LAST_FLUSH_WAIT: Duration = Duration::from_secs(3);
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -256,6 +271,9 @@ pub struct Config {
     pub key_file: Option<std::path::PathBuf>,
     /// The base URL printed in QR codes (`None`: the origin of each request).
     pub public_url: Option<String>,
+    /// After the shutdown signal, how long requests in flight may take to finish before they
+    /// are cut short (see [`Application::run_until`]).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -270,6 +288,7 @@ impl Default for Config {
             tile_cache_bytes: tilecache::DEFAULT_TILE_CACHE_BYTES,
             key_file: None,
             public_url: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -300,6 +319,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     follow_every: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -316,7 +336,7 @@ impl Application {
             Some(path) => trace::Trace::from_key_file(path, config.public_url.clone()).map_err(StartError::Keys)?,
             None => trace::Trace::ephemeral(config.public_url.clone()),
         });
-        Ok(Self { listener, state, follow_every: config.follow_every })
+        Ok(Self { listener, state, follow_every: config.follow_every, shutdown_timeout: config.shutdown_timeout })
     }
 
     /// The address actually bound (tells the port when 0 was asked for).
@@ -329,7 +349,18 @@ impl Application {
         self.state.cache.read().len()
     }
 
-    /// Serves until `shutdown` completes, following the change log meanwhile.
+    /// Serves until `shutdown` completes, following the change log meanwhile; then stops
+    /// gracefully within a bounded time.
+    ///
+    /// When `shutdown` completes the listener is closed (new connections are refused) and the
+    /// requests in flight get [`Config::shutdown_timeout`] to finish, response bodies included.
+    /// Those still running then are cut short ([`shutdown::InFlight::cut_short`]): their
+    /// handlers answer 503 and drop what they hold, so a survey import's transaction is rolled
+    /// back, not committed half-way. The scan counts are written last. Returns at most about
+    /// 7 s after the timeout (1 s for the cut-short connections, then at most 3 s for a write of
+    /// scan counts under way and 3 s for the last one); a connection still sending a body then is closed when the caller
+    /// shuts its runtime down (use `Runtime::shutdown_timeout`: the runtime's blocking threads
+    /// must not hold the process either).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -337,14 +368,75 @@ impl Application {
         let follower =
             tokio::spawn(follow_changes(self.state.cache.clone(), self.state.store.clone(), self.follow_every));
         let (trace, store) = (self.state.trace.clone(), self.state.store.clone());
-        let keeper = tokio::spawn(trace::keep_up(trace.clone(), store.clone(), Duration::from_secs(2)));
-        let result = axum::serve(self.listener, router(self.state).into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let (stop_keeper, keeper_stop) = tokio::sync::watch::channel(false);
+        let keeper = tokio::spawn(trace::keep_up(trace.clone(), store.clone(), Duration::from_secs(2), keeper_stop));
+        let inflight = Arc::new(shutdown::InFlight::default());
+        let app = router(self.state)
+            .layer(axum::middleware::from_fn_with_state(inflight.clone(), shutdown::track))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let grace = self.shutdown_timeout;
+        let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+        let watched = inflight.clone();
+        let signal = async move {
+            shutdown.await;
+            let running = watched.running();
+            if running.is_empty() {
+                tracing::info!("no longer accepting connections; no request in flight");
+            } else {
+                let list = running.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                tracing::info!(
+                    in_flight = running.len(),
+                    timeout_s = grace.as_secs_f64(),
+                    "no longer accepting connections; waiting for the requests in flight: {list}"
+                );
+            }
+            let _ = signalled.send(());
+        };
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(signal).into_future();
+        tokio::pin!(server);
+        let deadline = async {
+            if on_signal.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = &mut server => {
+                tracing::info!("every request in flight finished");
+                result
+            }
+            () = deadline => {
+                let cut = inflight.cut_short();
+                let imports = cut.iter().filter(|r| r.is_import()).count();
+                let list = cut.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                tracing::warn!(
+                    cut_short = cut.len(),
+                    imports,
+                    timeout_s = grace.as_secs_f64(),
+                    "shutdown timeout reached: cut short {} request(s): {list}{}",
+                    cut.len(),
+                    if imports > 0 {
+                        "; the import's transaction is dropped: rolled back unless its commit had begun"
+                    } else {
+                        ""
+                    }
+                );
+                // The handlers are dropped at once; give their connections a moment to send the 503.
+                let _ = tokio::time::timeout(CUT_SHORT_WAIT, &mut server).await;
+                Ok(())
+            }
+        };
         follower.abort();
-        keeper.abort();
-        if let Err(e) = trace.scans.flush(store.as_ref()).await {
-            tracing::warn!(error = %e, "scan counts not written at shutdown");
+        // The keeper stops between two writes, never during one (its batch would be lost).
+        let _ = stop_keeper.send(true);
+        if tokio::time::timeout(LAST_FLUSH_WAIT, keeper).await.is_err() {
+            tracing::warn!("the scan-count writer did not stop in time");
+        }
+        match tokio::time::timeout(LAST_FLUSH_WAIT, trace.scans.flush(store.as_ref())).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(rows = n, "scan counts written"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "scan counts not written at shutdown"),
+            Err(_) => tracing::warn!("scan counts not written at shutdown: the database did not answer in time"),
         }
         result
     }

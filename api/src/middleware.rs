@@ -10,7 +10,10 @@
 //! 4. [`rate_limit`]: per-client token bucket for requests without `Authorization`, and
 //!    429 to tokens from clients [`AuthFailures`] blocks;
 //! 5. [`timeout`]: 503 when a handler takes too long;
-//! 6. `DefaultBodyLimit`: [`Hygiene::max_body_bytes`] unless a route sets its own.
+//! 6. [`decode_body`]: `Content-Encoding: gzip` request bodies decoded as they are read, 415 for
+//!    any other coding;
+//! 7. `DefaultBodyLimit`: [`Hygiene::max_body_bytes`] unless a route sets its own; it counts the
+//!    decoded bytes.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -57,6 +60,9 @@ pub struct Hygiene {
     pub trust_forwarded_for: bool,
     /// Most clients each limiter remembers; the longest idle are forgotten first: 100,000.
     pub max_clients: usize,
+    /// Largest survey upload (`POST /api/imports`), counted after any `Content-Encoding`
+    /// is decoded: 2 GiB (a 1,000,000-tree CSV is about 85 MB).
+    pub max_import_bytes: usize,
 }
 
 impl Default for Hygiene {
@@ -71,6 +77,7 @@ impl Default for Hygiene {
             auth_failures_per_minute: 10,
             trust_forwarded_for: false,
             max_clients: 100_000,
+            max_import_bytes: crate::routes::imports::MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -384,6 +391,180 @@ pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) ->
     }
 }
 
+/// Most bytes of a gzip header (its optional name, comment and extra field) read before the
+/// body is refused: the header is kept in memory while it is parsed.
+const MAX_GZIP_HEADER: usize = 64 * 1024;
+
+/// Why a `Content-Encoding: gzip` request body could not be decoded (the body stream's error,
+/// seen by the handler reading it).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BodyDecodeError {
+    /// The compressed body is larger than any upload may be.
+    pub too_large: bool,
+    message: String,
+}
+
+impl BodyDecodeError {
+    fn corrupt(why: impl std::fmt::Display) -> Self {
+        Self { too_large: false, message: format!("the gzip-encoded body cannot be decoded: {why}") }
+    }
+}
+
+/// Middleware: the `Content-Encoding` of request bodies. None or `identity`: the body as
+/// sent. `gzip` (or `x-gzip`): the body is decoded chunk by chunk as the handler reads it
+/// (a few tens of KiB at a time, never the whole body), so a route's body limit applies
+/// to the decoded bytes and a small body that inflates to gigabytes is refused with 413
+/// after at most the limit; `Content-Length` and `Content-Encoding` are removed.
+/// Any other coding (`br`, `deflate`, `compress`, a chain of several): 415.
+pub async fn decode_body(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let mut codings = Vec::new();
+    for value in req.headers().get_all(header::CONTENT_ENCODING) {
+        let Ok(value) = value.to_str() else {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the Content-Encoding header is not readable text",
+            );
+        };
+        codings.extend(
+            value.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty() && c != "identity"),
+        );
+    }
+    match codings.as_slice() {
+        [] => next.run(req).await,
+        [coding] if coding == "gzip" || coding == "x-gzip" => {
+            req.headers_mut().remove(header::CONTENT_ENCODING);
+            req.headers_mut().remove(header::CONTENT_LENGTH);
+            // Bounds the compressed bytes too (a stream of empty blocks decodes to nothing).
+            let cap = state.hygiene.max_import_bytes.max(state.hygiene.max_body_bytes) as u64;
+            let body = std::mem::take(req.body_mut());
+            *req.body_mut() = Body::from_stream(gunzip(body, cap));
+            next.run(req).await
+        }
+        _ => error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            &format!(
+                "Content-Encoding {:?} is not accepted: send the body as it is, or gzip-compressed",
+                codings.join(", ")
+            ),
+        ),
+    }
+}
+
+/// A gzip body being decoded (see [`gunzip`]).
+struct Gunzip {
+    input: axum::body::BodyDataStream,
+    /// Compressed bytes received and not yet given to the decoder.
+    pending: axum::body::Bytes,
+    /// Writes what it decodes into its `Vec`, at most 32 KiB per `write`.
+    decoder: flate2::write::GzDecoder<Vec<u8>>,
+    /// Compressed bytes read so far, and the most allowed.
+    read: u64,
+    cap: u64,
+    /// Bytes of the current member's header given to the decoder.
+    header_bytes: usize,
+    /// Decoded bytes handed out since the reader last saw "not ready".
+    since_pause: usize,
+    ended: bool,
+}
+
+/// Decoded bytes handed out before the stream pauses once. A reader such as the multipart
+/// parser takes chunks for as long as they are ready: without a pause, a small body that
+/// inflates a thousandfold would be taken whole into its buffer before it handles any.
+const PAUSE_EVERY: usize = 256 * 1024;
+
+impl Gunzip {
+    /// The next piece of decoded body; `None` at its end.
+    async fn next_chunk(&mut self) -> Result<Option<axum::body::Bytes>, BodyDecodeError> {
+        use futures_util::StreamExt as _;
+        use std::io::Write as _;
+        loop {
+            let out = std::mem::take(self.decoder.get_mut());
+            if !out.is_empty() {
+                self.since_pause += out.len();
+                if self.since_pause >= PAUSE_EVERY {
+                    self.since_pause = 0;
+                    tokio::task::yield_now().await;
+                }
+                return Ok(Some(out.into()));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            if self.pending.is_empty() {
+                match self.input.next().await {
+                    Some(Ok(chunk)) => {
+                        self.read += chunk.len() as u64;
+                        if self.read > self.cap {
+                            return Err(BodyDecodeError {
+                                too_large: true,
+                                message: format!("the gzip-encoded body is larger than {} bytes", self.cap),
+                            });
+                        }
+                        self.pending = chunk;
+                    }
+                    Some(Err(e)) => return Err(BodyDecodeError::corrupt(format!("the body broke off: {e}"))),
+                    None => {
+                        // Writes out what is left and checks the length and CRC of the last member.
+                        self.decoder.try_finish().map_err(BodyDecodeError::corrupt)?;
+                        self.ended = true;
+                    }
+                }
+                continue;
+            }
+            let in_header = self.decoder.header().is_none();
+            let step = self.pending.len().min(64 * 1024);
+            let n = self.decoder.write(&self.pending[..step]).map_err(BodyDecodeError::corrupt)?;
+            if in_header {
+                self.header_bytes += n;
+                if self.decoder.header().is_none() && self.header_bytes > MAX_GZIP_HEADER {
+                    return Err(BodyDecodeError::corrupt(format!("a gzip header longer than {MAX_GZIP_HEADER} bytes")));
+                }
+            }
+            if n == 0 {
+                // The member is complete and more bytes follow: another member (RFC 1952, 2.2).
+                self.decoder.try_finish().map_err(BodyDecodeError::corrupt)?;
+                let out = std::mem::take(self.decoder.get_mut());
+                self.decoder = flate2::write::GzDecoder::new(Vec::new());
+                self.header_bytes = 0;
+                if !out.is_empty() {
+                    return Ok(Some(out.into()));
+                }
+                continue;
+            }
+            let _ = self.pending.split_to(n);
+        }
+    }
+}
+
+/// The decoded bytes of a gzip `body` (one or more members), as a stream of chunks; an
+/// error (corrupt data, more than `cap` compressed bytes) ends it.
+fn gunzip(
+    body: Body,
+    cap: u64,
+) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, BodyDecodeError>> + Send + 'static {
+    let state = Gunzip {
+        input: body.into_data_stream(),
+        pending: axum::body::Bytes::new(),
+        decoder: flate2::write::GzDecoder::new(Vec::new()),
+        read: 0,
+        cap,
+        header_bytes: 0,
+        since_pause: 0,
+        ended: false,
+    };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        match state.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(state))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
 /// Headers a cross-origin reader may send.
 const CORS_ALLOW_HEADERS: &str = "if-none-match, accept, accept-language";
 /// Response headers a cross-origin reader may see besides the safelisted ones.
@@ -509,6 +690,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
 pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     router
         .layer(DefaultBodyLimit::max(state.hygiene.max_body_bytes))
+        .layer(from_fn_with_state(state.clone(), decode_body))
         .layer(from_fn_with_state(state.clone(), timeout))
         .layer(from_fn_with_state(state.clone(), rate_limit))
         .layer(from_fn(public_cors))

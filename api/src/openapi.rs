@@ -744,7 +744,7 @@ fn operations() -> Vec<Op> {
                 json!({
                     "description": "The file (with a Content-Disposition file name).",
                     "content": {
-                        "application/geo+json": { "schema": binary() },
+                        "application/geo+json": { "schema": sref("ExportCollection") },
                         "text/csv": { "schema": binary() },
                         "application/vnd.google-earth.kml+xml": { "schema": binary() },
                         "application/geopackage+sqlite3": { "schema": binary() }
@@ -845,9 +845,10 @@ fn operations() -> Vec<Op> {
             responses: vec![(
                 "200",
                 reply(
-                    "A page of features.",
+                    "A page of features: trees from `trees`, orchards from `orchards`.",
                     "application/geo+json",
-                    json!({ "oneOf": [sref("TreeCollection"), sref("OrchardCollection")] }),
+                    // anyOf, not oneOf: a page without features is both.
+                    json!({ "anyOf": [sref("TreeCollection"), sref("OrchardCollection")] }),
                 ),
             )],
             errors: &[400, 404],
@@ -952,7 +953,13 @@ fn operations() -> Vec<Op> {
                 p
             },
             responses: vec![
-                ("200", reply("The tile (empty body: an empty vector tile).", tiles::MVT_CONTENT_TYPE, binary())),
+                (
+                    "200",
+                    json!({
+                        "description": "The tile: a vector tile for `.mvt` (an empty body is an empty vector tile), a PNG image for `.png` and `@2x.png`.",
+                        "content": { tiles::MVT_CONTENT_TYPE: { "schema": binary() }, "image/png": { "schema": binary() } }
+                    }),
+                ),
                 ("304", json!({ "description": "Not modified (If-None-Match matched the ETag)." })),
             ],
             errors: &[400],
@@ -1008,6 +1015,13 @@ fn trace_operations() -> Vec<Op> {
                 "307",
                 json!({ "description": "To the page in the reader's language, or to the link of the `linkType` asked for." }),
             ),
+            (
+                "404",
+                json!({ "description": "No such tree, tag or lot, or a malformed link: a page saying so for a person, the JSON error when a linkset or link type was asked for.", "content": {
+                "text/html": { "schema": { "type": "string" } },
+                "application/json": { "schema": sref("Error") }
+            } }),
+            ),
         ]
     };
     let lot_reply = |d: &str| reply(d, "application/json", sref("LotReply"));
@@ -1020,7 +1034,7 @@ fn trace_operations() -> Vec<Op> {
             summary: "A tree's public link (short form): its page in Vietnamese, English or Chinese, or its linkset; an issued tag no tree has yet opens the registration page",
             parameters: resolver_params(vec![code.clone()]),
             responses: resolved(),
-            errors: &[400, 404],
+            errors: &[400],
             ..Op::default()
         },
         Op {
@@ -1034,7 +1048,7 @@ fn trace_operations() -> Vec<Op> {
                 code.clone(),
             ]),
             responses: resolved(),
-            errors: &[400, 404],
+            errors: &[400],
             ..Op::default()
         },
         Op {
@@ -1045,7 +1059,7 @@ fn trace_operations() -> Vec<Op> {
             summary: "A harvest lot's public link (short form): the buyer's page (origin, planting-area code, harvest date, lab results, pre-harvest intervals, genuineness) or its linkset",
             parameters: resolver_params(vec![lot_code.clone()]),
             responses: resolved(),
-            errors: &[400, 404],
+            errors: &[400],
             ..Op::default()
         },
         Op {
@@ -1059,7 +1073,7 @@ fn trace_operations() -> Vec<Op> {
                 path_param("lot", "The lot code.", json!({ "type": "string" })),
             ]),
             responses: resolved(),
-            errors: &[400, 404],
+            errors: &[400],
             ..Op::default()
         },
         Op {
@@ -1595,6 +1609,43 @@ fn schemas() -> Value {
                     "geometry": sref("PointGeometry"),
                     "properties": sref("TreeProperties"),
                     "links": { "type": "array", "items": link }
+                }
+            },
+            "ExportCollection": {
+                "type": "object",
+                "description": "GET /api/export?format=geojson: every selected tree, with its orchard's fields (no paging).",
+                "required": ["type", "features"],
+                "properties": {
+                    "type": { "type": "string", "enum": ["FeatureCollection"] },
+                    "features": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "id", "geometry", "properties"],
+                            "properties": {
+                                "type": { "type": "string", "enum": ["Feature"] },
+                                "id": { "type": "integer", "format": "int64" },
+                                "geometry": sref("PointGeometry"),
+                                "properties": {
+                                    "allOf": [
+                                        sref("TreeProperties"),
+                                        {
+                                            "type": "object",
+                                            "description": "The orchard's fields (null when the orchard is unknown); never its owner.",
+                                            "required": ["orchard_name", "planting_area_code", "commune", "district", "province"],
+                                            "properties": {
+                                                "orchard_name": nullable(string.clone()),
+                                                "planting_area_code": nullable(string.clone()),
+                                                "commune": nullable(string.clone()),
+                                                "district": nullable(string.clone()),
+                                                "province": nullable(string.clone())
+                                            }
+                                        }
+                                    ]
+                                }
+                            }
+                        }
+                    }
                 }
             },
             "TreeCollection": {

@@ -340,12 +340,21 @@ pub fn rows_of(counts: &[ScanCount]) -> ScanRows {
     rows
 }
 
-/// Writes pending scans every `every` and re-reads a changed key file, until aborted.
-pub async fn keep_up(trace: std::sync::Arc<Trace>, store: std::sync::Arc<dyn Storage>, every: Duration) {
+/// Writes pending scans every `every` and re-reads a changed key file, until `stop` turns true
+/// (checked between two writes: stopping never drops a batch being written).
+pub async fn keep_up(
+    trace: std::sync::Arc<Trace>,
+    store: std::sync::Arc<dyn Storage>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
         if let Err(e) = trace.scans.flush(store.as_ref()).await {
             tracing::warn!(error = %e, "cannot write scan counts; will retry");
         }

@@ -24,7 +24,7 @@ pub async fn get_orchard(State(state): State<AppState>, caller: Caller, Path(id)
     if !caller.sees_private() {
         strip_private(&mut feature);
     }
-    Ok(geojson(feature))
+    Ok(for_caller(geojson(feature), &caller))
 }
 
 /// `GET /api/orchards`: every orchard with its tree count (no boundaries; ask
@@ -45,11 +45,25 @@ pub async fn list_orchards(State(state): State<AppState>, caller: Caller) -> Res
             f
         })
         .collect();
-    Ok(geojson(json!({ "type": "FeatureCollection", "numberReturned": items.len(), "features": items })))
+    let body = json!({ "type": "FeatureCollection", "numberReturned": items.len(), "features": items });
+    Ok(for_caller(geojson(body), &caller))
 }
 
 fn geojson(body: Value) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/geo+json")], axum::Json(body)).into_response()
+}
+
+/// A read whose content depends on who asks: it varies with `Authorization`, and one
+/// showing private fields is kept by no cache (a CDN or proxy must never hand an owner's
+/// name to the next, anonymous, reader).
+fn for_caller(mut response: Response, caller: &Caller) -> Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Authorization"));
+    if caller.sees_private() {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
+    response
 }
 
 /// Removes what only signed-in users may see (the owner) from an orchard feature.
