@@ -1008,6 +1008,13 @@ fn decode_geometry(kind: u64, commands: &[u32]) -> std::result::Result<Geometry,
                 if kind != GEOM_POLYGON || count != 1 || !open {
                     return Err("ClosePath outside an open polygon ring".into());
                 }
+                // A closing point written out (the first point again) is dropped: decoded
+                // rings are open, as `Geometry::normalized` makes them.
+                if let Some(ring) = parts.last_mut() {
+                    if ring.len() > 1 && ring.first() == ring.last() {
+                        ring.pop();
+                    }
+                }
                 if parts.last().is_none_or(|r| r.len() < 3) {
                     return Err("ring with fewer than 3 points".into());
                 }
@@ -1228,6 +1235,25 @@ mod tests {
         tile.extend_from_slice(&layer);
         let err = decode(&tile).unwrap_err().to_string();
         assert!(err.contains("zero-length LineTo"), "{err}");
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/tile.rs`): a ring whose last LineTo
+    /// returns to its first point decoded with that point twice, so the decoded
+    /// geometry was not in the normalised form `decode` promises, and encoding
+    /// it again gave a different geometry.
+    #[test]
+    fn explicit_closing_points_are_dropped() {
+        // The hole of the fuzzer's input: MoveTo(40,40) LineTo(40,80)(80,80)(40,40) ClosePath,
+        // inside MoveTo(10,10) LineTo(110,10)(110,110)(10,110) ClosePath.
+        let commands = [9, 20, 20, 26, 200, 0, 0, 200, 199, 0, 15, 9, 60, 139, 26, 0, 80, 80, 0, 79, 79, 15];
+        let g = decode_geometry(3, &commands).unwrap();
+        let square = vec![(10, 10), (110, 10), (110, 110), (10, 110)];
+        let want =
+            Geometry::Polygon(vec![Polygon { exterior: square, holes: vec![vec![(40, 40), (40, 80), (80, 80)]] }]);
+        assert_eq!(g, want);
+        assert_eq!(g.normalized(), Some(g.clone()));
+        // A ring that is only its closing point and one other is still refused.
+        assert!(decode_geometry(3, &[9, 0, 0, 18, 2, 0, 1, 0, 15]).is_err());
     }
 
     fn coord() -> impl Strategy<Value = (i32, i32)> {

@@ -546,6 +546,18 @@ fn parse_directory(bytes: &[u8]) -> ArchiveResult<Vec<Entry>> {
             return Err(malformed("directory run goes past the last tile id"));
         }
     }
+    // Each tile id is addressed once: a run ends at or before the next entry's id.
+    for pair in entries.windows(2) {
+        let (e, next) = (pair[0], pair[1]);
+        if e.tile_id + u64::from(e.run_length) > next.tile_id {
+            return Err(malformed(format!(
+                "directory run of tile ids {}..{} overlaps the entry at {}",
+                e.tile_id,
+                e.tile_id + u64::from(e.run_length),
+                next.tile_id
+            )));
+        }
+    }
     for e in entries.iter_mut() {
         e.length = c.u32("length")?;
         if e.length == 0 {
@@ -989,11 +1001,13 @@ impl<'a> PmtilesReader<'a> {
     /// As [`tile`](Self::tile).
     pub fn tile_by_id(&self, id: u64) -> ArchiveResult<Option<&'a [u8]>> {
         let mut dir: Cow<'_, [Entry]> = Cow::Borrowed(&self.root);
+        let mut end = None;
         for _ in 0..=MAX_DEPTH {
             let i = dir.partition_point(|e| e.tile_id <= id);
             let Some(e) = i.checked_sub(1).map(|i| dir[i]) else { return Ok(None) };
             if e.run_length == 0 {
-                dir = Cow::Owned(self.leaf(&e)?);
+                end = dir.get(i).map(|next| next.tile_id).or(end);
+                dir = Cow::Owned(self.leaf(&e, end)?);
             } else if id - e.tile_id < u64::from(e.run_length) {
                 return self.data(&e).map(Some);
             } else {
@@ -1007,15 +1021,23 @@ impl<'a> PmtilesReader<'a> {
     ///
     /// Stops after the first error, which it yields.
     pub fn tiles(&self) -> Tiles<'_, 'a> {
-        Tiles { reader: self, stack: vec![(Cow::Borrowed(&self.root[..]), 0)], run: None }
+        Tiles { reader: self, stack: vec![(Cow::Borrowed(&self.root[..]), 0, None)], run: None }
     }
 
-    fn leaf(&self, pointer: &Entry) -> ArchiveResult<Vec<Entry>> {
+    /// The leaf directory `pointer` points to, which must cover only tile ids
+    /// from the pointer's to `end` (the next entry's beside or above it), exclusive.
+    fn leaf(&self, pointer: &Entry, end: Option<u64>) -> ArchiveResult<Vec<Entry>> {
         let leaves = section(self.bytes, self.header.leaf_offset, self.header.leaf_length, "leaf directories")?;
         let raw = section(leaves, pointer.offset, u64::from(pointer.length), "leaf directory")?;
         let entries = parse_directory(&inflate(raw, self.header.internal_compression)?)?;
         if entries[0].tile_id < pointer.tile_id {
             return Err(malformed(format!("leaf directory starts before its pointer's tile id {}", pointer.tile_id)));
+        }
+        if let (Some(end), Some(last)) = (end, entries.last()) {
+            // A run's last id, or a nested pointer's first id, must come before `end`.
+            if last.tile_id + u64::from(last.run_length.max(1)) > end {
+                return Err(malformed(format!("leaf directory reaches past tile id {end}, the next entry's")));
+            }
         }
         Ok(entries)
     }
@@ -1030,8 +1052,9 @@ impl<'a> PmtilesReader<'a> {
 #[derive(Debug)]
 pub struct Tiles<'r, 'a> {
     reader: &'r PmtilesReader<'a>,
-    /// Directories being walked, with the next entry's index.
-    stack: Vec<(Cow<'r, [Entry]>, usize)>,
+    /// Directories being walked, with the next entry's index and the tile id
+    /// the directory must end before (see [`PmtilesReader::leaf`]).
+    stack: Vec<(Cow<'r, [Entry]>, usize, Option<u64>)>,
     /// The run being expanded: its entry and how many of its tiles are done.
     run: Option<(Entry, u32)>,
 }
@@ -1054,7 +1077,7 @@ impl<'a> Iterator for Tiles<'_, 'a> {
                 }
                 self.run = None;
             }
-            let (dir, next) = self.stack.last_mut()?;
+            let (dir, next, end) = self.stack.last_mut()?;
             let Some(&e) = dir.get(*next) else {
                 self.stack.pop();
                 continue;
@@ -1064,13 +1087,14 @@ impl<'a> Iterator for Tiles<'_, 'a> {
                 self.run = Some((e, 0));
                 continue;
             }
+            let end = dir.get(*next).map(|n| n.tile_id).or(*end);
             let leaf = if self.stack.len() > MAX_DEPTH {
                 Err(malformed(format!("leaf directories nested deeper than {MAX_DEPTH}")))
             } else {
-                self.reader.leaf(&e)
+                self.reader.leaf(&e, end)
             };
             match leaf {
-                Ok(entries) => self.stack.push((Cow::Owned(entries), 0)),
+                Ok(entries) => self.stack.push((Cow::Owned(entries), 0, end)),
                 Err(err) => {
                     self.stop();
                     return Some(Err(err));
@@ -1091,5 +1115,98 @@ impl<'a> Tiles<'_, 'a> {
         let tile = TileId::new(u32::from(z), x, y)
             .map_err(|_| malformed(format!("tile id {id} is at zoom {z}, beyond {}", crate::MAX_ZOOM)))?;
         Ok((tile, self.reader.data(e)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An uncompressed archive: header, root directory, leaf directories, tile data.
+    fn archive(root: &[Entry], leaves: &[u8], data: &[u8]) -> Vec<u8> {
+        let root = serialize_directory(root);
+        let len = |b: &[u8]| b.len() as u64;
+        let root_offset = HEADER_LEN as u64;
+        let leaf_offset = root_offset + len(&root);
+        let data_offset = leaf_offset + len(leaves);
+        let header = Header {
+            version: VERSION,
+            root_offset,
+            root_length: len(&root),
+            metadata_offset: leaf_offset,
+            metadata_length: 0,
+            leaf_offset,
+            leaf_length: len(leaves),
+            data_offset,
+            data_length: len(data),
+            addressed_tiles: 0,
+            tile_entries: 0,
+            tile_contents: 0,
+            clustered: false,
+            internal_compression: Compression::None,
+            tile_compression: Compression::None,
+            tile_type: TileType::Mvt,
+            min_zoom: 0,
+            max_zoom: 2,
+            min_lon_e7: 0,
+            min_lat_e7: 0,
+            max_lon_e7: 0,
+            max_lat_e7: 0,
+            center_zoom: 0,
+            center_lon_e7: 0,
+            center_lat_e7: 0,
+        };
+        [&header.to_bytes()[..], &root, leaves, data].concat()
+    }
+
+    fn entry(tile_id: u64, run_length: u32, offset: u64, length: u32) -> Entry {
+        Entry { tile_id, offset, length, run_length }
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/tile.rs`): a run covering tile ids
+    /// 0..4 followed by an entry for id 1 was accepted, and then `tiles()` listed
+    /// tile 1/0/0 with the run's bytes while `tile(1/0/0)` returned the other
+    /// entry's.
+    #[test]
+    fn overlapping_runs_are_malformed() {
+        // The root directory of the fuzzer's input, as it was: ids 0 (run 4), 1 and 3.
+        let root = [0x03, 0x00, 0x01, 0x02, 0x04, 0x01, 0x01, 0x99, 0x01, 0x28, 0x02, 0x01, 0x00, 0x00];
+        let err = parse_directory(&root).unwrap_err();
+        assert!(err.to_string().contains("overlaps the entry at 1"), "{err}");
+
+        let overlapping = archive(&[entry(0, 4, 0, 3), entry(1, 1, 3, 2)], &[], b"abcde");
+        assert!(matches!(PmtilesReader::new(&overlapping), Err(ArchiveError::Malformed { .. })));
+
+        // Runs that end where the next entry starts are fine.
+        let adjacent = archive(&[entry(0, 1, 0, 3), entry(1, 1, 3, 2)], &[], b"abcde");
+        let reader = PmtilesReader::new(&adjacent).unwrap();
+        for item in reader.tiles() {
+            let (tile, bytes) = item.unwrap();
+            assert_eq!(reader.tile(tile).unwrap(), Some(bytes), "{tile}");
+        }
+        assert_eq!(reader.tiles().count(), 2);
+    }
+
+    /// Same class of input: a leaf directory that lists tile ids belonging to
+    /// the root entry after its pointer (`tiles()` listed id 5 twice, with
+    /// different bytes).
+    #[test]
+    fn leaf_reaching_past_the_next_entry_is_malformed() {
+        let leaf = serialize_directory(&[entry(5, 1, 1, 1)]);
+        let pointer = entry(0, 0, 0, leaf.len() as u32);
+        let bad = archive(&[pointer, entry(5, 1, 0, 1)], &leaf, b"AB");
+        let reader = PmtilesReader::new(&bad).unwrap();
+        assert!(reader.tiles().any(|item| item.is_err()));
+        assert!(matches!(reader.tile_by_id(1), Err(ArchiveError::Malformed { .. })));
+
+        let leaf = serialize_directory(&[entry(4, 1, 1, 1)]);
+        let pointer = entry(0, 0, 0, leaf.len() as u32);
+        let good = archive(&[pointer, entry(5, 1, 0, 1)], &leaf, b"AB");
+        let reader = PmtilesReader::new(&good).unwrap();
+        let tiles: Vec<(TileId, &[u8])> = reader.tiles().map(Result::unwrap).collect();
+        assert_eq!(tiles.len(), 2);
+        for (tile, bytes) in tiles {
+            assert_eq!(reader.tile(tile).unwrap(), Some(bytes), "{tile}");
+        }
     }
 }

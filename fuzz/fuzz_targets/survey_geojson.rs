@@ -1,0 +1,9 @@
+//! Survey files: GeoJSON FeatureCollections and newline-delimited GeoJSON, read through
+//! `importer::SurveySource` with the import options of the CLI and `POST /api/imports`.
+//! Input: two option bytes, then the file (see `orchardmap_fuzz::survey`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use orchardmap_fuzz::{Family, survey};
+
+fuzz_target!(|data: &[u8]| survey(data, Family::GeoJson));
