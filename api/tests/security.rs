@@ -971,20 +971,8 @@ async fn markup_in_stored_text_is_shown_as_text_on_every_page() {
 
 const NASTY: [&str; 9] = ["'", "\"; DROP TABLE trees;--", "' OR '1'='1", "%", "_", "\\", "\0", "%' OR 1=1 --", "*"];
 
-/// The attribute filters of search, OGC items and exports.
-const FILTERS: [&str; 11] = [
-    "cultivar",
-    "health",
-    "planted_from",
-    "planted_to",
-    "orchard",
-    "planting_area_code",
-    "commune",
-    "district",
-    "province",
-    "updated_since",
-    "q",
-];
+/// The attribute filters of search, OGC items and exports (every one the service reads).
+const FILTERS: [&str; 11] = api::params::Params::FILTER_NAMES;
 
 fn matched(r: &Reply) -> u64 {
     r.body["numberMatched"].as_u64().unwrap_or_else(|| panic!("no numberMatched: {}", r.body))
