@@ -446,18 +446,7 @@ async fn imports_over_http_return_the_report_and_show_the_trees_at_once() {
     assert_eq!(health["trees"].as_u64().unwrap(), inserted, "visible as soon as the answer arrives");
 
     // Same file again: nothing added; a bad option: 400 naming it; no file: 400.
-    let form =
-        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(csv).file_name("trees.csv"));
-    let again: Value = reqwest::Client::new()
-        .post(format!("{base}/api/imports"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = common::post_import(base, &token, "trees.csv", csv).await;
     assert!(again["already_imported"]["survey_id"].is_number(), "{again}");
     let form = reqwest::multipart::Form::new().text("nearby_radius_m", "far").text("x", "y");
     let resp = reqwest::Client::new()

@@ -227,18 +227,7 @@ async fn demo_spatial_queries_labels_and_lots_on_postgres() {
     assert!(r.text().await.unwrap().contains("U+0000"));
     assert_eq!(client.get(format!("{base}/api/orchards/DL-NUL-001")).send().await.unwrap().status(), 404);
     let csv = format!("lat,lon,cultivar,planted_year,health,orchard\n{lat},{lon},Ri6\u{0}x,2020,good,{orchard}\n");
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("nul.csv"));
-    let report: Value = client
-        .post(format!("{base}/api/imports"))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = common::post_import(base, &token, "nul.csv", csv.into_bytes()).await;
     assert_eq!((report["inserted"].as_u64(), report["rejected"].as_u64()), (Some(0), Some(1)), "{report}");
     assert!(report["problems"].to_string().contains("control character"), "{report}");
     // A backup is refused with the PostgreSQL tool to use.

@@ -59,6 +59,22 @@ pub async fn get(url: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// Uploads `bytes` as the survey file `file_name` to `POST /api/imports` with `token`; the JSON answer.
+pub async fn post_import(base: &str, token: &str, file_name: &str, bytes: Vec<u8>) -> Value {
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
+    reqwest::Client::new()
+        .post(format!("{base}/api/imports"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 pub fn features(v: &Value) -> &Vec<Value> {
     v["features"].as_array().expect("features array")
 }
