@@ -45,6 +45,7 @@
 mod common;
 mod error;
 pub mod migrate;
+mod pg_copy;
 pub mod photos;
 pub mod postgis;
 mod postgres;

@@ -366,15 +366,21 @@ impl IdSource for Ids<'_> {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let n = i64::try_from(n).map_err(|_| corrupt("trees", "too many trees in one import"))?;
-        // A block of n consecutive ids in one round trip: the sequence moves
-        // past it. Every writer takes ids under WRITE_LOCK, so nobody takes
-        // one in between.
+        Ok(self.fresh_block(n).await?.collect())
+    }
+}
+
+impl Ids<'_> {
+    /// A block of `n` (at least one) consecutive ids in one round trip: the
+    /// sequence moves past it. Every writer takes ids under WRITE_LOCK, so
+    /// nobody takes one in between.
+    pub(crate) async fn fresh_block(&mut self, n: usize) -> Result<std::ops::RangeInclusive<i64>> {
+        let n = i64::try_from(n.max(1)).map_err(|_| corrupt("trees", "too many trees in one import"))?;
         let last: i64 = sqlx::query_scalar("SELECT setval('tree_ids', nextval('tree_ids') + $1 - 1)")
             .bind(n)
             .fetch_one(&mut *self.conn)
             .await?;
-        Ok((last - n + 1..=last).collect())
+        Ok(last - n + 1..=last)
     }
 }
 

@@ -1,9 +1,14 @@
 //! The PostgreSQL import writer: one transaction holding [`WRITE_LOCK`] for
-//! the whole import. New trees go in with `COPY ... FROM STDIN`, one round
-//! trip per batch (plus one to check their codes); updates with a few
-//! array-bound statements per batch. Row keys are read into memory once and
-//! written in each tree's `row_key`. The change log is written at commit,
-//! one row per run of ids.
+//! the whole import. New trees go in with one binary `COPY ... FROM STDIN`
+//! streamed batch after batch ([`CopyStream`]): the server stores a batch
+//! while the import reads and places the next. Anything else the import asks
+//! of the database (codes claimed by the rows, a block of tree ids, updates)
+//! first ends the COPY and waits for it; tree ids are taken from the sequence
+//! in blocks of [`ID_BLOCK`] so that a survey of new untagged trees needs
+//! about one such stop per block, and the unused rest of the last block is
+//! given back at commit. Updates are a few array-bound statements per batch.
+//! Row keys are read into memory once and written in each tree's `row_key`.
+//! The change log is written at commit, one row per run of ids.
 //!
 //! Dropping the writer drops the transaction (sqlx rolls it back when the
 //! connection goes back to the pool); a killed process's transaction is
@@ -12,9 +17,9 @@
 //! numbers, nothing else.
 //!
 //! [`WRITE_LOCK`]: crate::postgres::WRITE_LOCK
+//! [`CopyStream`]: crate::pg_copy::CopyStream
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -23,11 +28,21 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{
-    IdSource as _, KeySet, Touched, check_draft, code_for, code_serial, corrupt, decode_error, history_columns,
-    known_hashes, normalise_sha256, now, repeated_code, resurveyed_tree, row_key_hash, tree_columns,
+    KeySet, Touched, check_draft, code_for, code_serial, corrupt, decode_error, history_columns, known_hashes,
+    normalise_sha256, now, repeated_code, resurveyed_tree, row_key_hash, tree_columns,
 };
+use crate::pg_copy::{CopyStream, Rows};
 use crate::postgres::{Ids, PostgresStore, REMOVED_SERIALS_SQL, duplicate_code_error, log_changes};
 use crate::{Error, ImportMeta, ImportWriter, Result};
+
+/// Tree ids taken from the sequence at a time (the unused rest is given back at commit).
+const ID_BLOCK: usize = 131_072;
+
+/// The columns of `trees` an import writes, in the order of [`PgImport::encode`].
+const COPY_TREES: &str = "COPY trees (id, code, code_serial, lon, lat, accuracy_m, cultivar, planted_year, health, \
+     height_m, girth_cm, orchard_id, survey_id, row_key, created_at, updated_at, version) FROM STDIN (FORMAT binary)";
+/// How many columns that is.
+const COPY_COLUMNS: i16 = 17;
 
 /// A stored tree as an update needs it.
 #[derive(Clone, Copy)]
@@ -40,10 +55,12 @@ struct Current {
 
 /// One import in progress (see the module documentation).
 pub(crate) struct PgImport {
-    tx: Transaction<'static, Postgres>,
+    tx: TxState,
     survey_id: i64,
     /// The first tree id this import took; later ones are larger (one sequence).
     first_id: Option<i64>,
+    /// Ids taken from the sequence and not used yet: `next..=last`.
+    spare_ids: Option<(i64, i64)>,
     inserted: u64,
     updated: u64,
     orchards: HashSet<OrchardId>,
@@ -65,6 +82,14 @@ pub(crate) struct PgImport {
     bulk: BulkIndex,
 }
 
+/// The import's transaction: ready for a statement, or streaming new trees.
+enum TxState {
+    Ready(Transaction<'static, Postgres>),
+    Copying(CopyStream),
+    /// The COPY task ended without handing the transaction back (it was rolled back).
+    Lost,
+}
+
 /// The PostGIS index of `trees` during an import (see
 /// [`PostgresStore::with_bulk_index_rows`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,58 +107,6 @@ impl std::fmt::Debug for PgImport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgImport").field("survey_id", &self.survey_id).finish_non_exhaustive()
     }
-}
-
-/// Appends `v` to a COPY text-format line: `\N` for NULL, special characters escaped.
-trait CopyField {
-    fn put(&self, out: &mut String);
-}
-
-impl CopyField for &str {
-    fn put(&self, out: &mut String) {
-        for ch in self.chars() {
-            match ch {
-                '\\' => out.push_str("\\\\"),
-                '\t' => out.push_str("\\t"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                c => out.push(c),
-            }
-        }
-    }
-}
-
-impl CopyField for i64 {
-    fn put(&self, out: &mut String) {
-        let _ = write!(out, "{self}");
-    }
-}
-
-impl CopyField for i32 {
-    fn put(&self, out: &mut String) {
-        let _ = write!(out, "{self}");
-    }
-}
-
-/// Shortest text that reads back to the same bits (PostgreSQL's float8 input is correctly rounded).
-impl CopyField for f64 {
-    fn put(&self, out: &mut String) {
-        let _ = write!(out, "{self}");
-    }
-}
-
-impl<T: CopyField> CopyField for Option<T> {
-    fn put(&self, out: &mut String) {
-        match self {
-            Some(v) => v.put(out),
-            None => out.push_str("\\N"),
-        }
-    }
-}
-
-fn field(out: &mut String, v: impl CopyField, last: bool) {
-    v.put(out);
-    out.push(if last { '\n' } else { '\t' });
 }
 
 impl PgImport {
@@ -193,9 +166,10 @@ impl PgImport {
             .map(|id| OrchardId::new(&id).map_err(|e| corrupt("orchards", format!("orchard {id:?}: {e}"))))
             .collect::<Result<HashSet<_>>>()?;
         Ok(PgImport {
-            tx,
+            tx: TxState::Ready(tx),
             survey_id,
             first_id: None,
+            spare_ids: None,
             inserted: 0,
             updated: 0,
             orchards,
@@ -226,8 +200,26 @@ impl PgImport {
         result
     }
 
-    fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    /// The transaction, once any COPY in progress has ended and the server
+    /// has stored (or refused) everything it was sent.
+    async fn conn(&mut self) -> Result<&mut PgConnection> {
+        if matches!(self.tx, TxState::Copying(_)) {
+            let TxState::Copying(stream) = std::mem::replace(&mut self.tx, TxState::Lost) else {
+                return Err(corrupt("trees", "import connection state changed under it"));
+            };
+            let finished = stream.finish().await;
+            if let Some(tx) = finished.tx {
+                self.tx = TxState::Ready(tx);
+            }
+            let stored = finished.result.map_err(duplicate_code_error)?;
+            if stored != finished.sent {
+                return Err(corrupt("trees", format!("sent {} new trees, the server stored {stored}", finished.sent)));
+            }
+        }
+        match &mut self.tx {
+            TxState::Ready(tx) => Ok(&mut **tx),
+            TxState::Copying(_) | TxState::Lost => Err(Error::Aborted("the import's connection was lost".into())),
+        }
     }
 
     /// Every recorded row key: those of the current trees and of the versions they replaced.
@@ -237,7 +229,7 @@ impl PgImport {
                 "SELECT row_key FROM trees WHERE row_key IS NOT NULL \
                  UNION ALL SELECT row_key FROM tree_history WHERE row_key IS NOT NULL",
             )
-            .fetch_all(self.conn())
+            .fetch_all(self.conn().await?)
             .await?;
             let mut keys = KeySet::with_capacity_and_hasher(hashes.len(), Default::default());
             keys.extend(hashes);
@@ -263,8 +255,10 @@ impl PgImport {
         if self.surveys.contains(&s) {
             return Ok(());
         }
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM surveys WHERE id = $1").bind(s).fetch_optional(self.conn()).await?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM surveys WHERE id = $1")
+            .bind(s)
+            .fetch_optional(self.conn().await?)
+            .await?;
         if found.is_none() {
             return Err(Error::Invalid { field: "survey_id", reason: format!("survey {s} does not exist") });
         }
@@ -272,15 +266,39 @@ impl PgImport {
         Ok(())
     }
 
+    /// `n` unused tree ids, in increasing order: from the spare ones, then
+    /// from a new block of the sequence.
     async fn fresh_ids(&mut self, n: usize) -> Result<Vec<i64>> {
-        let ids = Ids { conn: self.conn() }.fresh_ids(n).await?;
-        if ids.len() != n {
-            return Err(corrupt("trees", format!("asked for {n} tree ids, got {}", ids.len())));
+        let mut ids = Vec::with_capacity(n);
+        while ids.len() < n {
+            let Some((next, last)) = self.spare_ids else {
+                let block = Ids { conn: self.conn().await? }.fresh_block((n - ids.len()).max(ID_BLOCK)).await?;
+                self.spare_ids = Some((*block.start(), *block.end()));
+                continue;
+            };
+            let take = i64::try_from(n - ids.len()).unwrap_or(i64::MAX).min(last - next + 1);
+            ids.extend(next..next + take);
+            self.spare_ids = (next + take <= last).then_some((next + take, last));
         }
         if self.first_id.is_none() {
             self.first_id = ids.first().copied();
         }
         Ok(ids)
+    }
+
+    /// Gives the sequence back the ids this import took and did not use.
+    /// Every writer takes ids under the write lock this import holds, so none
+    /// were taken after them; the condition keeps it so for any other writer.
+    async fn return_spare_ids(&mut self) -> Result<()> {
+        let Some((next, last)) = self.spare_ids.take() else { return Ok(()) };
+        let (value, is_called) = if next > 1 { (next - 1, true) } else { (1, false) };
+        sqlx::query("SELECT setval('tree_ids', $1, $2) FROM tree_ids WHERE last_value = $3")
+            .bind(value)
+            .bind(is_called)
+            .bind(last)
+            .execute(self.conn().await?)
+            .await?;
+        Ok(())
     }
 
     /// Which stored trees (this import's included) hold `codes`.
@@ -291,7 +309,7 @@ impl PgImport {
         let serials: Vec<i64> = codes.iter().map(code_serial).collect();
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT code, id FROM trees WHERE code_serial = ANY($1)")
             .bind(serials)
-            .fetch_all(self.conn())
+            .fetch_all(self.conn().await?)
             .await
             .map_err(|e| decode_error("trees", e))?;
         rows.into_iter()
@@ -341,12 +359,12 @@ impl PgImport {
                 .bind(new_code.as_str())
                 .bind(code_serial(&new_code))
                 .bind(holder)
-                .execute(self.conn())
+                .execute(self.conn().await?)
                 .await?;
             sqlx::query("UPDATE tree_history SET tree_id = $1 WHERE tree_id = $2")
                 .bind(id)
                 .bind(holder)
-                .execute(self.conn())
+                .execute(self.conn().await?)
                 .await?;
             self.touched.remove(holder);
             self.touched.add(id);
@@ -390,7 +408,7 @@ impl PgImport {
         if let BulkIndex::From { rows: from, table } = self.bulk {
             let after = self.inserted + rows.len() as u64;
             if after >= from && after.saturating_mul(4) >= table {
-                self.bulk = if crate::postgis::drop_trees_index(self.conn()).await? {
+                self.bulk = if crate::postgis::drop_trees_index(self.conn().await?).await? {
                     tracing::debug!(
                         trees = after,
                         table,
@@ -403,36 +421,8 @@ impl PgImport {
             }
         }
         let row_keys = self.record_keys(rows.iter().map(|(k, _)| k)).await?;
-        let at = now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
-        let mut text = String::with_capacity(rows.len() * 200);
-        for (((_, t), &(id, code)), row_key) in rows.iter().zip(&assigned).zip(row_keys) {
-            field(&mut text, id, false);
-            field(&mut text, code.as_str(), false);
-            field(&mut text, code_serial(&code), false);
-            field(&mut text, t.location.lon, false);
-            field(&mut text, t.location.lat, false);
-            field(&mut text, t.accuracy_m, false);
-            field(&mut text, t.cultivar.as_str(), false);
-            field(&mut text, t.planted_year, false);
-            field(&mut text, t.health.as_str(), false);
-            field(&mut text, t.height_m, false);
-            field(&mut text, t.girth_cm, false);
-            field(&mut text, t.orchard_id.as_str(), false);
-            field(&mut text, t.survey_id.map_or(self.survey_id, |s| s.0), false);
-            field(&mut text, row_key, false);
-            field(&mut text, at.as_str(), false);
-            field(&mut text, at.as_str(), false);
-            field(&mut text, 1i64, true);
-        }
-        let mut copy = self
-            .conn()
-            .copy_in_raw(
-                "COPY trees (id, code, code_serial, lon, lat, accuracy_m, cultivar, planted_year, health, height_m, girth_cm, \
-                 orchard_id, survey_id, row_key, created_at, updated_at, version) FROM STDIN",
-            )
-            .await?;
-        copy.send(text.into_bytes()).await?;
-        copy.finish().await.map_err(duplicate_code_error)?;
+        let encoded = self.encode(&rows, &assigned, row_keys);
+        self.stream(encoded).await?;
 
         for &(id, _) in &assigned {
             self.touched.add(id);
@@ -441,13 +431,63 @@ impl PgImport {
         Ok(assigned.into_iter().map(|(id, code)| (TreeId(id), code)).collect())
     }
 
+    /// New trees as rows of [`COPY_TREES`].
+    fn encode(&self, rows: &[(String, NewTree)], assigned: &[(i64, TreeCode)], row_keys: Vec<Option<i64>>) -> Rows {
+        let at = now();
+        let mut out = Rows::with_capacity(rows.len() * 190);
+        for (((_, t), &(id, code)), row_key) in rows.iter().zip(assigned).zip(row_keys) {
+            out.row(COPY_COLUMNS);
+            out.put(id);
+            out.put(code.as_str());
+            out.put(code_serial(&code));
+            out.put(t.location.lon);
+            out.put(t.location.lat);
+            out.put(t.accuracy_m);
+            out.put(t.cultivar.as_str());
+            out.put(t.planted_year);
+            out.put(t.health.as_str());
+            out.put(t.height_m);
+            out.put(t.girth_cm);
+            out.put(t.orchard_id.as_str());
+            out.put(t.survey_id.map_or(self.survey_id, |s| s.0));
+            out.put(row_key);
+            out.put(at);
+            out.put(at);
+            out.put(1i64);
+        }
+        out
+    }
+
+    /// Queues `rows` on the COPY, starting it if none is in progress.
+    async fn stream(&mut self, rows: Rows) -> Result<()> {
+        if rows.len() == 0 {
+            return Ok(());
+        }
+        if let TxState::Ready(_) = self.tx {
+            let TxState::Ready(tx) = std::mem::replace(&mut self.tx, TxState::Lost) else {
+                return Err(corrupt("trees", "import connection state changed under it"));
+            };
+            self.tx = TxState::Copying(CopyStream::begin(tx, COPY_TREES));
+        }
+        let queued = match &mut self.tx {
+            TxState::Copying(stream) => stream.send(rows).await,
+            TxState::Ready(_) | TxState::Lost => false,
+        };
+        if !queued {
+            // The COPY stopped early: ending it says why.
+            self.conn().await?;
+            return Err(Error::Aborted("the server stopped reading new trees".into()));
+        }
+        Ok(())
+    }
+
     async fn current(&mut self, ids: &[i64], serials: &[i64]) -> Result<Vec<Current>> {
         let rows: Vec<(i64, String, i64, DateTime<Utc>)> = sqlx::query_as(
             "SELECT id, code, version, created_at FROM trees WHERE id = ANY($1) OR code_serial = ANY($2)",
         )
         .bind(ids)
         .bind(serials)
-        .fetch_all(self.conn())
+        .fetch_all(self.conn().await?)
         .await
         .map_err(|e| decode_error("trees", e))?;
         rows.into_iter()
@@ -530,7 +570,7 @@ impl PgImport {
             .bind(&ids)
             .bind(batch_at)
             .bind(self.survey_id)
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await?;
             sqlx::query(
                 "UPDATE trees SET code = u.code, code_serial = u.code_serial, lon = u.lon, lat = u.lat, accuracy_m = u.accuracy_m, \
@@ -557,7 +597,7 @@ impl PgImport {
             .bind(trees.iter().map(|t| t.updated_at).collect::<Vec<_>>())
             .bind(keys)
             .bind(trees.iter().map(|t| code_serial(&t.code)).collect::<Vec<_>>())
-            .execute(self.conn())
+            .execute(self.conn().await?)
             .await
             .map_err(duplicate_code_error)?;
         }
@@ -597,11 +637,11 @@ impl ImportWriter for PgImport {
     async fn commit(mut self: Box<Self>) -> Result<SurveyId> {
         self.enter()?;
         if self.bulk == BulkIndex::Dropped {
-            crate::postgis::rebuild_trees_index(self.conn()).await?;
+            crate::postgis::rebuild_trees_index(self.conn().await?).await?;
         }
         let at = now();
         let runs = std::mem::take(&mut self.touched).into_runs();
-        log_changes(self.conn(), &runs, at).await?;
+        log_changes(self.conn().await?, &runs, at).await?;
         sqlx::query(
             "UPDATE imports SET imported_at = $1, trees_inserted = $2, trees_updated = $3 WHERE survey_id = $4",
         )
@@ -609,10 +649,14 @@ impl ImportWriter for PgImport {
         .bind(i64::try_from(self.inserted).unwrap_or(i64::MAX))
         .bind(i64::try_from(self.updated).unwrap_or(i64::MAX))
         .bind(self.survey_id)
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?;
+        self.return_spare_ids().await?;
         let survey_id = SurveyId(self.survey_id);
-        let PgImport { tx, inserted, updated, .. } = *self;
+        let (inserted, updated) = (self.inserted, self.updated);
+        let TxState::Ready(tx) = std::mem::replace(&mut self.tx, TxState::Lost) else {
+            return Err(Error::Aborted("the import's connection was lost".into()));
+        };
         tx.commit().await?;
         tracing::debug!(survey = survey_id.0, inserted, updated, "import committed");
         Ok(survey_id)

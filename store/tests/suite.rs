@@ -72,6 +72,8 @@ suite! {
         claimed_codes_in_an_import,
         large_import_keeps_codes_unique,
         dropped_large_import_leaves_nothing,
+        writer_dropped_while_storing_leaves_nothing,
+        tree_ids_follow_on_across_imports,
         tree_points_match_all_trees,
         users_are_created_listed_found_and_revoked,
         tree_changes_tell_who_did_what,
@@ -1174,6 +1176,44 @@ async fn dropped_large_import_leaves_nothing(store: Arc<dyn Storage>) {
     let mut dup = draft("DL-001", 1);
     dup.code = Some(base.trees[2].code);
     assert!(matches!(store.import(batch(&[], vec![dup])).await, Err(Error::DuplicateCode(_))));
+}
+
+/// Dropped with rows sent and nothing asked since (on PostgreSQL, while the
+/// server may still be storing them), an import leaves nothing, and the
+/// next writer gets on.
+async fn writer_dropped_while_storing_leaves_nothing(store: Arc<dyn Storage>) {
+    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store.as_ref(), &probe).await;
+    let mut writer = store.begin_import(meta(23)).await.unwrap();
+    for b in 0..3 {
+        let rows = keyed(&format!("d{b}"), (0..9_000).map(|i| draft("DL-001", i)).collect());
+        assert_eq!(writer.insert_trees(rows).await.unwrap().len(), 9_000);
+    }
+    drop(writer);
+    assert_eq!(full_snapshot(store.as_ref(), &probe).await, before);
+    let after = store.import(batch(&[], vec![draft("DL-001", 5)])).await.unwrap();
+    assert_eq!(store.count_trees().await.unwrap(), 4);
+    assert_eq!(store.tree(after.trees[0].id).await.unwrap().unwrap(), after.trees[0]);
+}
+
+/// An import takes tree ids ahead in blocks; what it did not use is given
+/// back, so the next import's trees follow on (and so do their derived codes).
+async fn tree_ids_follow_on_across_imports(store: Arc<dyn Storage>) {
+    let first = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let mut writer = store.begin_import(meta(31)).await.unwrap();
+    let mut ids = Vec::new();
+    for b in 0..2 {
+        let rows = keyed(&format!("f{b}"), (0..5_000).map(|i| draft("DL-001", i)).collect());
+        ids.extend(writer.insert_trees(rows).await.unwrap().into_iter().map(|(id, _)| id.0));
+    }
+    writer.commit().await.unwrap();
+    let last = first.trees[2].id.0;
+    assert_eq!(ids, (last + 1..=last + 10_000).collect::<Vec<_>>());
+    let next = store.import(batch(&[], vec![draft("DL-001", 7)])).await.unwrap();
+    assert_eq!(next.trees[0].id.0, last + 10_001);
+    assert_eq!(next.trees[0].code, code((last + 10_001) as u64));
+    assert_eq!(store.count_trees().await.unwrap(), 10_004);
 }
 
 async fn tree_points_match_all_trees(store: Arc<dyn Storage>) {
