@@ -4,9 +4,9 @@
 //! while the import reads and places the next. Anything else the import asks
 //! of the database (codes claimed by the rows, a block of tree ids, updates)
 //! first ends the COPY and waits for it; tree ids are taken from the sequence
-//! in blocks of [`ID_BLOCK`] so that a survey of new untagged trees needs
-//! about one such stop per block, and the unused rest of the last block is
-//! given back at commit. Updates are a few array-bound statements per batch.
+//! in growing blocks (each as large as all before it, up to [`ID_BLOCK`]) so
+//! that a survey of new untagged trees needs a dozen such stops a million
+//! rows, and the unused rest of the last block is given back at commit. Updates are a few array-bound statements per batch.
 //! Row keys are read into memory once and written in each tree's `row_key`.
 //! The change log is written at commit, one row per run of ids.
 //!
@@ -35,7 +35,7 @@ use crate::pg_copy::{CopyStream, Rows};
 use crate::postgres::{Ids, PostgresStore, REMOVED_SERIALS_SQL, duplicate_code_error, log_changes};
 use crate::{Error, ImportMeta, ImportWriter, Result};
 
-/// Tree ids taken from the sequence at a time (the unused rest is given back at commit).
+/// The most tree ids taken from the sequence at a time (the unused rest is given back at commit).
 const ID_BLOCK: usize = 131_072;
 
 /// The columns of `trees` an import writes, in the order of [`PgImport::encode`].
@@ -61,6 +61,8 @@ pub(crate) struct PgImport {
     first_id: Option<i64>,
     /// Ids taken from the sequence and not used yet: `next..=last`.
     spare_ids: Option<(i64, i64)>,
+    /// How many ids this import has taken from the sequence.
+    ids_taken: i64,
     inserted: u64,
     updated: u64,
     orchards: HashSet<OrchardId>,
@@ -170,6 +172,7 @@ impl PgImport {
             survey_id,
             first_id: None,
             spare_ids: None,
+            ids_taken: 0,
             inserted: 0,
             updated: 0,
             orchards,
@@ -272,7 +275,11 @@ impl PgImport {
         let mut ids = Vec::with_capacity(n);
         while ids.len() < n {
             let Some((next, last)) = self.spare_ids else {
-                let block = Ids { conn: self.conn().await? }.fresh_block((n - ids.len()).max(ID_BLOCK)).await?;
+                // Each block as large as all before it (up to ID_BLOCK): a
+                // rolled-back import loses at most about as many ids as it used.
+                let ahead = usize::try_from(self.ids_taken).unwrap_or(ID_BLOCK).min(ID_BLOCK);
+                let block = Ids { conn: self.conn().await? }.fresh_block((n - ids.len()).max(ahead)).await?;
+                self.ids_taken += *block.end() - *block.start() + 1;
                 self.spare_ids = Some((*block.start(), *block.end()));
                 continue;
             };
