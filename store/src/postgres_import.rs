@@ -6,12 +6,14 @@
 //! first ends the COPY and waits for it; tree ids are taken from the sequence
 //! in growing blocks (each as large as all before it, up to [`ID_BLOCK`]) so
 //! that a survey of new untagged trees needs a dozen such stops a million
-//! rows, and the unused rest of the last block is given back at commit. Updates are a few array-bound statements per batch.
-//! Row keys are read into memory once and written in each tree's `row_key`.
-//! The change log is written at commit, one row per run of ids.
+//! rows, and the unused rest of the last block is given back at commit.
+//! Updates are a few array-bound statements per batch. Row keys are read into
+//! memory once and written in each tree's `row_key`. The change log is
+//! written at commit, one row per run of ids.
 //!
-//! Dropping the writer drops the transaction (sqlx rolls it back when the
-//! connection goes back to the pool); a killed process's transaction is
+//! Dropping the writer drops the transaction (a COPY in progress is aborted;
+//! sqlx rolls the transaction back when the connection goes back to the
+//! pool); a killed process's transaction is
 //! rolled back by the server when the connection closes. Sequences are not
 //! transactional: a rolled-back import leaves gaps in tree, survey and change
 //! numbers, nothing else.
