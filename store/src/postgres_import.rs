@@ -208,18 +208,21 @@ impl PgImport {
     /// The transaction, once any COPY in progress has ended and the server
     /// has stored (or refused) everything it was sent.
     async fn conn(&mut self) -> Result<&mut PgConnection> {
-        if matches!(self.tx, TxState::Copying(_)) {
-            let TxState::Copying(stream) = std::mem::replace(&mut self.tx, TxState::Lost) else {
-                return Err(corrupt("trees", "import connection state changed under it"));
-            };
-            let finished = stream.finish().await;
-            if let Some(tx) = finished.tx {
-                self.tx = TxState::Ready(tx);
+        match std::mem::replace(&mut self.tx, TxState::Lost) {
+            TxState::Copying(stream) => {
+                let finished = stream.finish().await;
+                if let Some(tx) = finished.tx {
+                    self.tx = TxState::Ready(tx);
+                }
+                let stored = finished.result.map_err(duplicate_code_error)?;
+                if stored != finished.sent {
+                    return Err(corrupt(
+                        "trees",
+                        format!("sent {} new trees, the server stored {stored}", finished.sent),
+                    ));
+                }
             }
-            let stored = finished.result.map_err(duplicate_code_error)?;
-            if stored != finished.sent {
-                return Err(corrupt("trees", format!("sent {} new trees, the server stored {stored}", finished.sent)));
-            }
+            other => self.tx = other,
         }
         match &mut self.tx {
             TxState::Ready(tx) => Ok(&mut **tx),
@@ -472,12 +475,10 @@ impl PgImport {
         if rows.len() == 0 {
             return Ok(());
         }
-        if let TxState::Ready(_) = self.tx {
-            let TxState::Ready(tx) = std::mem::replace(&mut self.tx, TxState::Lost) else {
-                return Err(corrupt("trees", "import connection state changed under it"));
-            };
-            self.tx = TxState::Copying(CopyStream::begin(tx, COPY_TREES));
-        }
+        self.tx = match std::mem::replace(&mut self.tx, TxState::Lost) {
+            TxState::Ready(tx) => TxState::Copying(CopyStream::begin(tx, COPY_TREES)),
+            other => other,
+        };
         let queued = match &mut self.tx {
             TxState::Copying(stream) => stream.send(rows).await,
             TxState::Ready(_) | TxState::Lost => false,
