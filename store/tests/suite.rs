@@ -15,7 +15,7 @@ use geo_core::{
     RemovalReason, Role, SurveyId, Tree, TreeCode, TreeId, TreeRef, User, diff_trees,
 };
 use geo_types::{Coord, LineString, Polygon};
-use store::{Backend, Error, ImportBatch, ImportMeta, Storage};
+use store::{Backend, Error, ImportBatch, ImportMeta, Imported, Storage};
 
 /// Declares each test twice: `sqlite::<name>` and `postgres::<name>`.
 /// `store` tests get a freshly opened store; `fixture` tests get the database
@@ -749,9 +749,12 @@ fn keyed(prefix: &str, trees: Vec<NewTree>) -> Vec<(String, NewTree)> {
     trees.into_iter().enumerate().map(|(i, t)| (format!("{prefix}-{i}"), t)).collect()
 }
 
+/// What [`full_snapshot`] observes.
+type Snapshot = (u64, i64, Vec<Tree>, usize, Vec<usize>, usize);
+
 /// Everything observable about trees, changes, surveys and imports, to
 /// compare before and after an import that must leave no trace.
-async fn full_snapshot(store: &dyn Storage, probe: &[TreeId]) -> (u64, i64, Vec<Tree>, usize, Vec<usize>, usize) {
+async fn full_snapshot(store: &dyn Storage, probe: &[TreeId]) -> Snapshot {
     let mut history = Vec::new();
     for id in probe {
         history.push(store.tree_history(*id).await.unwrap().len());
@@ -764,6 +767,15 @@ async fn full_snapshot(store: &dyn Storage, probe: &[TreeId]) -> (u64, i64, Vec<
         history,
         store.changes_since(0, u32::MAX).await.unwrap().len(),
     )
+}
+
+/// The start of a leave-no-trace test: `n` trees imported into DL-001, their
+/// ids, and the snapshot that must still hold afterwards.
+async fn seeded(store: &dyn Storage, n: usize) -> (Imported, Vec<TreeId>, Snapshot) {
+    let base = store.import(batch(&["DL-001"], (0..n).map(|i| draft("DL-001", i)).collect())).await.unwrap();
+    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
+    let before = full_snapshot(store, &probe).await;
+    (base, probe, before)
 }
 
 async fn writer_imports_a_survey_file(store: Arc<dyn Storage>) {
@@ -835,9 +847,7 @@ async fn writer_imports_a_survey_file(store: Arc<dyn Storage>) {
 }
 
 async fn dropped_writer_leaves_nothing(store: Arc<dyn Storage>) {
-    let base = store.import(batch(&["DL-001"], (0..5).map(|i| draft("DL-001", i)).collect())).await.unwrap();
-    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
-    let before = full_snapshot(store.as_ref(), &probe).await;
+    let (base, probe, before) = seeded(store.as_ref(), 5).await;
 
     let mut writer = store.begin_import(meta(2)).await.unwrap();
     writer.insert_trees(keyed("a", (10..60).map(|i| draft("DL-001", i)).collect())).await.unwrap();
@@ -858,9 +868,7 @@ async fn dropped_writer_leaves_nothing(store: Arc<dyn Storage>) {
 }
 
 async fn failed_writer_refuses_to_commit(store: Arc<dyn Storage>) {
-    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
-    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
-    let before = full_snapshot(store.as_ref(), &probe).await;
+    let (base, probe, before) = seeded(store.as_ref(), 3).await;
 
     let mut bad_value = draft("DL-001", 5);
     bad_value.location = LonLat::new(108.0, f64::NAN);
@@ -1032,9 +1040,7 @@ async fn updates_keep_history_and_bump_versions(store: Arc<dyn Storage>) {
 }
 
 async fn update_of_a_missing_tree_names_it(store: Arc<dyn Storage>) {
-    let base = store.import(batch(&["DL-001"], (0..2).map(|i| draft("DL-001", i)).collect())).await.unwrap();
-    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
-    let before = full_snapshot(store.as_ref(), &probe).await;
+    let (base, probe, before) = seeded(store.as_ref(), 2).await;
     for missing in [TreeRef::Id(TreeId(424_242)), TreeRef::Code(code(31_337))] {
         let mut writer = store.begin_import(meta(11)).await.unwrap();
         let rows = vec![
@@ -1157,9 +1163,7 @@ async fn large_import_keeps_codes_unique(store: Arc<dyn Storage>) {
 }
 
 async fn dropped_large_import_leaves_nothing(store: Arc<dyn Storage>) {
-    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
-    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
-    let before = full_snapshot(store.as_ref(), &probe).await;
+    let (base, probe, before) = seeded(store.as_ref(), 3).await;
     let mut writer = store.begin_import(meta(17)).await.unwrap();
     for b in 0..5 {
         writer.insert_trees(keyed(&format!("b{b}"), (0..6_000).map(|i| draft("DL-001", i)).collect())).await.unwrap();
@@ -1182,9 +1186,7 @@ async fn dropped_large_import_leaves_nothing(store: Arc<dyn Storage>) {
 /// server may still be storing them), an import leaves nothing, and the
 /// next writer gets on.
 async fn writer_dropped_while_storing_leaves_nothing(store: Arc<dyn Storage>) {
-    let base = store.import(batch(&["DL-001"], (0..3).map(|i| draft("DL-001", i)).collect())).await.unwrap();
-    let probe: Vec<TreeId> = base.trees.iter().map(|t| t.id).collect();
-    let before = full_snapshot(store.as_ref(), &probe).await;
+    let (base, probe, before) = seeded(store.as_ref(), 3).await;
     let mut writer = store.begin_import(meta(23)).await.unwrap();
     for b in 0..3 {
         let rows = keyed(&format!("d{b}"), (0..9_000).map(|i| draft("DL-001", i)).collect());
